@@ -1,0 +1,54 @@
+"""Turns a rendered manifest into the matching pulumi-kubernetes resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# Typed classes for core kinds give Pulumi's await logic (a Deployment waits for readiness, a
+# LoadBalancer Service for its address) and secret handling for Secret data.
+_WITH_SPEC = {
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "Pod"): k8s.core.v1.Pod,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+}
+_METADATA_ONLY = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+}
+
+
+def kubernetes_object(
+    resource_name: str,
+    manifest: pulumi.Input[dict[str, Any]],
+    opts: pulumi.ResourceOptions,
+    *,
+    api_version: str | None = None,
+    kind: str | None = None,
+) -> pulumi.CustomResource:
+    """Register `manifest`; a manifest still being computed (an Output) names its kind up front."""
+    if isinstance(manifest, dict):
+        # Fields are passed as they are, so a secret nested in one field keeps the others plain.
+        api_version, kind = manifest["apiVersion"], manifest["kind"]
+        rendered: Any = manifest
+    elif api_version is None or kind is None:
+        raise TypeError(f"{resource_name}: a computed manifest needs api_version and kind")
+    else:
+        rendered = pulumi.Output.from_input(manifest)
+    gvk = (api_version, kind)
+    if gvk in _METADATA_ONLY:
+        return _METADATA_ONLY[gvk](resource_name, metadata=rendered["metadata"], opts=opts)
+    if gvk in _WITH_SPEC:
+        return _WITH_SPEC[gvk](resource_name, metadata=rendered["metadata"], spec=rendered["spec"], opts=opts)
+    if gvk == ("v1", "Secret"):
+        return k8s.core.v1.Secret(
+            resource_name, metadata=rendered["metadata"], type=rendered["type"],
+            string_data=rendered["stringData"], opts=opts,
+        )
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version=api_version, kind=kind,
+        metadata=rendered["metadata"], spec=rendered["spec"], opts=opts,
+    )

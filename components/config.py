@@ -1,0 +1,423 @@
+"""The stack configuration model: parse, validate, then typed frozen dataclasses.
+
+Pure Python, no Pulumi: the same model serves `pulumi up`, `make plan`, `make verify` and the
+tests. Every problem in a configuration is collected and reported at once, each prefixed with
+the config key that holds it, so nothing is registered until the whole stack config is sound.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = "ambient-egress"
+
+DEFAULT_EGRESS_NAMESPACE = "istio-egress"
+DEFAULT_DATABASE_NAMESPACE = "db"
+DEFAULT_WAYPOINT_NAME = "waypoint"
+DEFAULT_DATABASE_PORT = 5432
+DEFAULT_TRUST_DOMAIN = "cluster.local"
+
+ALLOW = "ALLOW"
+DENY = "DENY"
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_MAX_LABEL = 63
+_MAX_DNS_NAME = 253
+# Kubernetes namespaces every cluster owns: granting one of them would enrol system workloads.
+_RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "istio-system"})
+
+
+@dataclass(frozen=True)
+class Database:
+    """An external database that namespaces may be granted.
+
+    `address` unset means a PostgreSQL stand-in is deployed behind a LoadBalancer; set, it is an
+    existing database (IPv4 address or DNS name) and nothing is deployed for it.
+    """
+
+    name: str
+    port: int = DEFAULT_DATABASE_PORT
+    address: str | None = None
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.address is None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """`namespace` may reach each of `databases`; with `service_accounts`, only those identities may."""
+
+    namespace: str
+    databases: tuple[str, ...]
+    service_accounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BypassProtection:
+    """The measures that stop clients from reaching a database around the egress waypoint."""
+
+    service_entry_addresses: bool = True
+    """Put an IP-addressed database's IP on its ServiceEntry, so raw-IP connections meet the waypoint too."""
+    database_ingress_policy: bool = True
+    """A NetworkPolicy that lets stand-in pods accept connections from the egress waypoint only."""
+    client_egress_policy: bool = False
+    """A NetworkPolicy per client namespace that denies direct egress to IP-addressed databases."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    databases: tuple[Database, ...]
+    grants: tuple[Grant, ...]
+    egress_namespace: str = DEFAULT_EGRESS_NAMESPACE
+    database_namespace: str = DEFAULT_DATABASE_NAMESPACE
+    waypoint_name: str = DEFAULT_WAYPOINT_NAME
+    test_clients: bool = False
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    bypass_protection: BypassProtection = field(default_factory=BypassProtection)
+
+    def database(self, name: str) -> Database:
+        return next(database for database in self.databases if database.name == name)
+
+    def access_matrix(self) -> dict[str, dict[str, str]]:
+        """The intended verdict of every (grant namespace, database) pair: the product's promise."""
+        return {
+            grant.namespace: {
+                database.name: ALLOW if database.name in grant.databases else DENY
+                for database in self.databases
+            }
+            for grant in self.grants
+        }
+
+
+class ConfigError(ValueError):
+    """Every problem found in a stack configuration, each naming its key and the fix."""
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = tuple(problems)
+        super().__init__(
+            "invalid stack configuration; nothing was registered. Fix these and run again:\n"
+            + "\n".join(f"  - {problem}" for problem in self.problems)
+        )
+
+
+class _Problems:
+    """Collects problems so a config is reported whole rather than one error per run."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.found.append(f"{key}: {message}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "a map", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+# Field validators: each checks one value, records a complete message (key, expectation, value)
+# and returns the value it accepted or None.
+
+def _string(problems: _Problems, key: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    problems.add(key, f"must be a string (got {_type_name(value)} {_shown(value)})")
+    return None
+
+
+def _label(problems: _Problems, key: str, value: Any, *, why: str = "it names a Kubernetes object") -> str | None:
+    text = _string(problems, key, value)
+    if text is None:
+        return None
+    if len(text) > _MAX_LABEL or not _DNS1123_LABEL.match(text):
+        problems.add(
+            key,
+            f"must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and "
+            f"ending with a letter or digit, because {why} (got {_shown(text)})",
+        )
+        return None
+    return text
+
+
+def _service_name(problems: _Problems, key: str, value: Any) -> str | None:
+    text = _label(problems, key, value)
+    if text is not None and not _DNS1035_LABEL.match(text):
+        problems.add(key, f"must start with a letter because it names a Kubernetes Service (got {_shown(text)})")
+        return None
+    return text
+
+
+def _port(problems: _Problems, key: str, value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(key, f"must be a whole number in 1..65535 (got {_type_name(value)} {_shown(value)})")
+        return None
+    if not 1 <= value <= 65535:
+        problems.add(key, f"must be in 1..65535 (got {value})")
+        return None
+    return value
+
+
+def _boolean(problems: _Problems, key: str, value: Any) -> bool | None:
+    # Pulumi hands scalar config to programs as strings, so "true"/"false" are booleans too.
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    problems.add(key, f"must be true or false (got {_type_name(value)} {_shown(value)})")
+    return None
+
+
+def is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _address(problems: _Problems, key: str, value: Any) -> str | None:
+    text = _string(problems, key, value)
+    if text is None:
+        return None
+    if is_ipv4(text):
+        return text
+    labels = text.split(".")
+    if all(label.isdigit() for label in labels):
+        problems.add(key, f"is not a valid IPv4 address (got {_shown(text)}); write four numbers 0-255, e.g. 10.20.30.40")
+        return None
+    if ":" in text:
+        problems.add(key, f"must be an IPv4 address or a DNS name; IPv6 is not supported (got {_shown(text)})")
+        return None
+    if (
+        len(text) > _MAX_DNS_NAME
+        or not all(len(label) <= _MAX_LABEL and _DNS1123_LABEL.match(label) for label in labels)
+    ):
+        problems.add(
+            key,
+            "must be an IPv4 address or a DNS name of lowercase letters, digits, '-' and '.' "
+            f"(got {_shown(text)}); e.g. orders.example.com or 10.20.30.40",
+        )
+        return None
+    return text
+
+
+def _mapping(problems: _Problems, key: str, value: Any, known: Iterable[str], required: Iterable[str] = ()) -> dict | None:
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a map (got {_type_name(value)} {_shown(value)})")
+        return None
+    known = tuple(known)
+    for name in value:
+        if name not in known:
+            problems.add(f"{key}.{name}" if isinstance(name, str) else key,
+                         f"unknown field{_did_you_mean(str(name), known)} (known fields: {', '.join(known)})")
+    for name in required:
+        if name not in value:
+            problems.add(f"{key}.{name}", "is required")
+    return value
+
+
+def _list(problems: _Problems, key: str, value: Any, *, allow_empty: bool = True) -> list | None:
+    if not isinstance(value, list):
+        problems.add(key, f"must be a list (got {_type_name(value)} {_shown(value)})")
+        return None
+    if not value and not allow_empty:
+        problems.add(key, "must not be empty; list at least one entry or remove the whole entry")
+        return None
+    return value
+
+
+def _unique(problems: _Problems, key: str, names: list[tuple[str, str]], what: str) -> None:
+    seen: dict[str, str] = {}
+    for item_key, name in names:
+        if name in seen:
+            problems.add(item_key, f"duplicate {what} {_shown(name)} (first at {seen[name]}); each must appear once")
+        else:
+            seen[name] = item_key
+
+
+def _items(problems: _Problems, key: str, value: Any, parse_item: Callable[[str, Any], Any], **kwargs: Any) -> list:
+    entries = _list(problems, key, value, **kwargs)
+    if entries is None:
+        return []
+    parsed = (parse_item(f"{key}[{index}]", entry) for index, entry in enumerate(entries))
+    return [item for item in parsed if item is not None]
+
+
+_DATABASE_FIELDS = ("name", "port", "address")
+_GRANT_FIELDS = ("namespace", "databases", "serviceAccounts")
+_BYPASS_FIELDS = ("serviceEntryAddresses", "databaseIngressPolicy", "clientEgressPolicy")
+_TOP_LEVEL_KEYS = (
+    "databases", "grants", "egressNamespace", "databaseNamespace", "waypointName",
+    "testClients", "trustDomain", "bypassProtection",
+)
+# Keys whose value Pulumi stores as JSON text (structured YAML in the stack file).
+_STRUCTURED_KEYS = frozenset({"databases", "grants", "bypassProtection"})
+
+
+class _Parser:
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.problems = _Problems()
+
+    def key(self, name: str) -> str:
+        return f"{self.project}:{name}"
+
+    def database(self, key: str, value: Any) -> Database | None:
+        entry = _mapping(self.problems, key, value, _DATABASE_FIELDS, required=("name",))
+        if entry is None:
+            return None
+        name = _service_name(self.problems, f"{key}.name", entry.get("name")) if "name" in entry else None
+        port = _port(self.problems, f"{key}.port", entry["port"]) if "port" in entry else DEFAULT_DATABASE_PORT
+        address = _address(self.problems, f"{key}.address", entry["address"]) if "address" in entry else None
+        if name is None or port is None or ("address" in entry and address is None):
+            return None
+        return Database(name=name, port=port, address=address)
+
+    def grant(self, key: str, value: Any) -> Grant | None:
+        entry = _mapping(self.problems, key, value, _GRANT_FIELDS, required=("namespace", "databases"))
+        if entry is None:
+            return None
+        namespace = _label(self.problems, f"{key}.namespace", entry["namespace"], why="it names a namespace") if "namespace" in entry else None
+        databases = _items(self.problems, f"{key}.databases", entry.get("databases", []),
+                           lambda k, v: _string(self.problems, k, v), allow_empty=False) if "databases" in entry else []
+        accounts_key = f"{key}.serviceAccounts"
+        accounts = _items(self.problems, accounts_key, entry.get("serviceAccounts", []),
+                          lambda k, v: _label(self.problems, k, v, why="it names a service account"),
+                          allow_empty=False) if "serviceAccounts" in entry else []
+        if namespace is None or not databases:
+            return None
+        _unique(self.problems, f"{key}.databases", [(f"{key}.databases[{i}]", d) for i, d in enumerate(databases)], "database")
+        _unique(self.problems, accounts_key, [(f"{accounts_key}[{i}]", a) for i, a in enumerate(accounts)], "service account")
+        return Grant(namespace=namespace, databases=tuple(databases), service_accounts=tuple(accounts))
+
+    def bypass_protection(self, key: str, value: Any) -> BypassProtection | None:
+        entry = _mapping(self.problems, key, value, _BYPASS_FIELDS)
+        if entry is None:
+            return None
+        flags = {name: _boolean(self.problems, f"{key}.{name}", entry[name]) for name in _BYPASS_FIELDS if name in entry}
+        if any(flag is None for flag in flags.values()):
+            return None
+        return BypassProtection(
+            service_entry_addresses=flags.get("serviceEntryAddresses", True),
+            database_ingress_policy=flags.get("databaseIngressPolicy", True),
+            client_egress_policy=flags.get("clientEgressPolicy", False),
+        )
+
+    def parse(self, values: Mapping[str, Any]) -> StackConfig:
+        for name in values:
+            if name not in _TOP_LEVEL_KEYS:
+                self.problems.add(self.key(name), f"unknown config key{_did_you_mean(name, _TOP_LEVEL_KEYS)}")
+
+        def namespace(name: str, default: str) -> str | None:
+            return _label(self.problems, self.key(name), values[name], why="it names a namespace") if name in values else default
+
+        egress_namespace = namespace("egressNamespace", DEFAULT_EGRESS_NAMESPACE)
+        database_namespace = namespace("databaseNamespace", DEFAULT_DATABASE_NAMESPACE)
+        waypoint_name = (_label(self.problems, self.key("waypointName"), values["waypointName"])
+                         if "waypointName" in values else DEFAULT_WAYPOINT_NAME)
+        trust_domain = (_address(self.problems, self.key("trustDomain"), values["trustDomain"])
+                        if "trustDomain" in values else DEFAULT_TRUST_DOMAIN)
+        test_clients = _boolean(self.problems, self.key("testClients"), values["testClients"]) if "testClients" in values else False
+        bypass = (self.bypass_protection(self.key("bypassProtection"), values["bypassProtection"])
+                  if "bypassProtection" in values else BypassProtection())
+
+        if "databases" not in values:
+            self.problems.add(self.key("databases"), "is required: list the external databases, e.g. [{name: postgres-1}]")
+        databases = _items(self.problems, self.key("databases"), values.get("databases", []), self.database)
+        _unique(self.problems, self.key("databases"),
+                [(f"{self.key('databases')}[{i}].name", d.name) for i, d in enumerate(databases)], "database name")
+        grants = _items(self.problems, self.key("grants"), values.get("grants", []), self.grant)
+        _unique(self.problems, self.key("grants"),
+                [(f"{self.key('grants')}[{i}].namespace", g.namespace) for i, g in enumerate(grants)], "grant namespace")
+
+        known_databases = {database.name for database in databases}
+        for index, grant in enumerate(grants):
+            key = f"{self.key('grants')}[{index}]"
+            for position, name in enumerate(grant.databases):
+                if name not in known_databases:
+                    self.problems.add(f"{key}.databases[{position}]",
+                                      f"unknown database {_shown(name)}{_did_you_mean(name, known_databases)}; "
+                                      f"declare it under {self.key('databases')} first")
+            reserved = {egress_namespace: "egressNamespace", database_namespace: "databaseNamespace"}
+            if grant.namespace in reserved:
+                self.problems.add(f"{key}.namespace",
+                                  f"{_shown(grant.namespace)} is the {reserved[grant.namespace]}; grant a client namespace instead")
+            elif grant.namespace in _RESERVED_NAMESPACES:
+                self.problems.add(f"{key}.namespace",
+                                  f"{_shown(grant.namespace)} is a system namespace; grant a namespace of your own")
+        if egress_namespace is not None and egress_namespace == database_namespace:
+            self.problems.add(self.key("databaseNamespace"),
+                              "must differ from egressNamespace: the database namespace stays outside the mesh")
+
+        if self.problems.found:
+            raise ConfigError(self.problems.found)
+        assert egress_namespace and database_namespace and waypoint_name and trust_domain and bypass
+        return StackConfig(
+            databases=tuple(databases),
+            grants=tuple(grants),
+            egress_namespace=egress_namespace,
+            database_namespace=database_namespace,
+            waypoint_name=waypoint_name,
+            test_clients=bool(test_clients),
+            trust_domain=trust_domain,
+            bypass_protection=bypass,
+        )
+
+
+def parse_config(values: Mapping[str, Any], project: str = PROJECT) -> StackConfig:
+    """Validate structured config values keyed without the project prefix (as in a stack file)."""
+    return _Parser(project).parse(values)
+
+
+def parse_pulumi_config(raw: Mapping[str, str], project: str = PROJECT) -> StackConfig:
+    """Validate config as Pulumi hands it to a program: `<project>:<key>` → string, JSON for structures."""
+    prefix = f"{project}:"
+    values: dict[str, Any] = {}
+    for full_key, text in raw.items():
+        if not full_key.startswith(prefix):
+            continue
+        name = full_key[len(prefix):]
+        if name in _STRUCTURED_KEYS:
+            try:
+                values[name] = json.loads(text)
+            except (TypeError, ValueError):
+                # A plain scalar where a structure belongs: keep the text so the type check names it.
+                values[name] = text
+        else:
+            values[name] = text
+    return parse_config(values, project)
+
+
+def stack_file_values(path: Path, project: str = PROJECT) -> dict[str, Any]:
+    """The `<project>:` config values of a `Pulumi.<stack>.yaml` file, keyed without the prefix."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError([f"{path}: 'config' must be a map of '{project}:<key>' entries"])
+    prefix = f"{project}:"
+    return {key[len(prefix):]: value for key, value in config.items() if isinstance(key, str) and key.startswith(prefix)}
+
+
+def load_stack_file(path: Path, project: str = PROJECT) -> StackConfig:
+    return parse_config(stack_file_values(path, project), project)

@@ -1,0 +1,83 @@
+"""EgressAccessControl: the whole stack built from a validated `StackConfig`."""
+
+from __future__ import annotations
+
+import pulumi
+
+from . import manifests
+from ._kubernetes import kubernetes_object
+from .config import ConfigError, StackConfig, is_ipv4, parse_pulumi_config
+from .egress_gateway import EgressGateway, EgressGatewayArgs
+from .external_database import ExternalDatabase, ExternalDatabaseArgs
+from .namespace_grant import NamespaceGrant, NamespaceGrantArgs
+
+TYPE_TOKEN = "ambient-egress:index:EgressAccessControl"
+
+
+def load_pulumi_config(project: str | None = None) -> StackConfig:
+    """The running stack's config, validated whole; a bad config stops the program before any resource."""
+    project = project or pulumi.get_project()
+    raw = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    try:
+        return parse_pulumi_config(raw, project)
+    except ConfigError as error:
+        # RunError is shown to the user without a Python traceback.
+        raise pulumi.RunError(str(error)) from error
+
+
+class EgressAccessControl(pulumi.ComponentResource):
+    """One egress gateway, one ExternalDatabase per database and one NamespaceGrant per grant."""
+
+    gateway: EgressGateway
+    databases: dict[str, ExternalDatabase]
+    grants: dict[str, NamespaceGrant]
+
+    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.gateway = EgressGateway(
+            config.egress_namespace,
+            EgressGatewayArgs(namespace=config.egress_namespace, waypoint_name=config.waypoint_name),
+            child,
+        )
+        stand_ins = [database for database in config.databases if database.is_stand_in]
+        database_namespace = (
+            kubernetes_object(config.database_namespace, manifests.namespace(config.database_namespace, ambient=False), child)
+            if stand_ins else None
+        )
+        protection = config.bypass_protection
+        self.databases = {
+            database.name: ExternalDatabase(
+                database.name,
+                ExternalDatabaseArgs(
+                    waypoint_name=self.gateway.waypoint_name,
+                    waypoint_namespace=self.gateway.namespace,
+                    port=database.port,
+                    address=database.address,
+                    stand_in_namespace=database_namespace.metadata.name if database.is_stand_in and database_namespace else None,
+                    pin_address=protection.service_entry_addresses,
+                    stand_in_ingress_policy=protection.database_ingress_policy,
+                ),
+                child,
+            )
+            for database in config.databases
+        }
+        external_ips = [
+            database.address for database in config.databases
+            if database.address is not None and is_ipv4(database.address)
+        ]
+        self.grants = {
+            grant.namespace: NamespaceGrant(
+                grant.namespace,
+                NamespaceGrantArgs(
+                    databases=[self.databases[name] for name in grant.databases],
+                    service_accounts=grant.service_accounts,
+                    trust_domain=config.trust_domain,
+                    test_client=config.test_clients,
+                    deny_direct_egress_to=external_ips if protection.client_egress_policy else (),
+                ),
+                child,
+            )
+            for grant in config.grants
+        }
+        self.register_outputs({})

@@ -1,0 +1,237 @@
+"""The dev stack (the reference design) and its variations, run on Pulumi's mock engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import manifests
+from tools.mock_engine import MOCK_PASSWORD, is_secret, resolved
+
+from .program import dev_config, objects, run
+
+GRANT_POLICY = "AuthorizationPolicy"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run()
+
+
+def test_dev_stack_registers_the_reference_design_inventory(dev):
+    inventory = {kind: sorted(objects(dev, kind)) for kind in
+                 ("Namespace", "Gateway", "Telemetry", "ServiceEntry", "AuthorizationPolicy",
+                  "Deployment", "Service", "Secret", "Pod", "NetworkPolicy")}
+    assert inventory == {
+        "Namespace": ["db", "istio-egress", "rds-demo-1", "rds-demo-2"],
+        "Gateway": ["istio-egress/waypoint"],
+        "Telemetry": ["istio-egress/waypoint-access-logs"],
+        "ServiceEntry": ["istio-egress/postgres-1", "istio-egress/postgres-2"],
+        "AuthorizationPolicy": [
+            "istio-egress/allow-postgres-1-from-rds-demo-1", "istio-egress/allow-postgres-2-from-rds-demo-2",
+            "istio-egress/postgres-1-allow-nothing", "istio-egress/postgres-2-allow-nothing",
+        ],
+        "Deployment": ["db/postgres-1", "db/postgres-2"],
+        "Service": ["db/postgres-1", "db/postgres-2"],
+        "Secret": ["db/postgres-1-credentials", "db/postgres-2-credentials"],
+        "Pod": ["rds-demo-1/client", "rds-demo-2/client"],
+        "NetworkPolicy": ["db/postgres-1-from-egress-waypoint", "db/postgres-2-from-egress-waypoint"],
+    }
+
+
+def test_client_and_egress_namespaces_are_ambient_and_the_database_namespace_is_not(dev):
+    labels = {name: ns["metadata"]["labels"].get("istio.io/dataplane-mode") for name, ns in objects(dev, "Namespace").items()}
+    assert labels == {"db": None, "istio-egress": "ambient", "rds-demo-1": "ambient", "rds-demo-2": "ambient"}
+
+
+def test_waypoint_is_an_istio_waypoint_gateway_on_hbone_15008_open_to_all_namespaces(dev):
+    gateway = objects(dev, "Gateway")["istio-egress/waypoint"]
+    assert gateway["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert gateway["spec"]["gatewayClassName"] == "istio-waypoint"
+    assert gateway["spec"]["listeners"] == [
+        {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "All"}}}
+    ]
+
+
+def test_access_logging_targets_the_waypoint_gateway(dev):
+    telemetry = objects(dev, "Telemetry")["istio-egress/waypoint-access-logs"]
+    assert telemetry["spec"]["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}]
+    assert telemetry["spec"]["accessLogging"] == [{"providers": [{"name": "envoy"}]}]
+
+
+def test_service_entry_host_is_the_load_balancer_ip_on_nip_io(dev):
+    entry = objects(dev, "ServiceEntry")["istio-egress/postgres-1"]
+    assert entry["spec"]["hosts"] == ["203.0.113.10.nip.io"]
+    assert entry["spec"]["addresses"] == ["203.0.113.10"]
+
+
+def test_service_entry_is_external_dns_resolved_tcp_and_bound_to_the_waypoint(dev):
+    entry = objects(dev, "ServiceEntry")["istio-egress/postgres-2"]
+    assert entry["metadata"]["labels"]["istio.io/use-waypoint"] == "waypoint"
+    assert "istio.io/use-waypoint-namespace" not in entry["metadata"]["labels"]
+    assert entry["spec"]["location"] == "MESH_EXTERNAL"
+    assert entry["spec"]["resolution"] == "DNS"
+    assert entry["spec"]["ports"] == [{"number": 5432, "name": "tcp-postgres", "protocol": "TCP"}]
+
+
+def test_load_balancer_reporting_a_hostname_gives_that_hostname_as_host_without_addresses():
+    program = run(load_balancers={"postgres-1": {"hostname": "pg1.elb.example.com"}, "postgres-2": {"ip": "203.0.113.11"}})
+    entry = objects(program, "ServiceEntry")["istio-egress/postgres-1"]
+    assert entry["spec"]["hosts"] == ["pg1.elb.example.com"]
+    assert "addresses" not in entry["spec"]
+
+
+def test_load_balancer_without_an_address_fails_the_run_with_the_service_named():
+    with pytest.raises(Exception, match=r"LoadBalancer Service db/postgres-1 reported no ingress address"):
+        run(load_balancers={"postgres-2": {"ip": "203.0.113.11"}})
+
+
+@pytest.mark.parametrize(("address", "host", "addresses"), [
+    ("10.20.30.40", "10.20.30.40.nip.io", ["10.20.30.40"]),
+    ("orders.db.example.com", "orders.db.example.com", None),
+])
+def test_existing_database_address_becomes_the_host_and_no_stand_in_is_created(address, host, addresses):
+    program = run(dev_config(
+        databases=[{"name": "orders", "address": address, "port": 6432}],
+        grants=[{"namespace": "shop", "databases": ["orders"]}],
+    ), load_balancers={})
+    entry = objects(program, "ServiceEntry")["istio-egress/orders"]
+    assert entry["spec"]["hosts"] == [host]
+    assert entry["spec"].get("addresses") == addresses
+    assert entry["spec"]["ports"][0]["number"] == 6432
+    for kind in ("Deployment", "Service", "Secret"):
+        assert objects(program, kind) == {}, kind
+    assert not program.of_type("random:index/randomPassword:RandomPassword")
+    assert "db" not in objects(program, "Namespace")
+
+
+def test_stand_in_runs_official_postgres_with_a_pg_isready_probe_and_resource_requests(dev):
+    deployment = objects(dev, "Deployment")["db/postgres-1"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].split(":")[0] == "postgres"
+    assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    assert container["envFrom"] == [{"secretRef": {"name": "postgres-1-credentials"}}]
+
+
+def test_stand_in_is_behind_a_load_balancer_on_the_database_port(dev):
+    service = objects(dev, "Service")["db/postgres-1"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["ports"][0]["port"] == 5432
+    pod_labels = objects(dev, "Deployment")["db/postgres-1"]["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_stand_in_password_is_a_secret_input_of_the_kubernetes_secret(dev):
+    secret = next(r for r in dev.of_type("kubernetes:core/v1:Secret") if r.name == "postgres-1-credentials")
+    assert MOCK_PASSWORD not in json.dumps(secret.manifest())
+    assert secret.manifest()["stringData"]["POSTGRES_PASSWORD"].startswith("<secret")
+
+
+def test_stand_in_password_is_exported_only_as_a_secret(dev):
+    assert is_secret(dev.outputs["credentials"])
+    plain_exports = {key: value for key, value in dev.outputs.items() if key != "credentials"}
+    assert not any(is_secret(value) for value in plain_exports.values())
+    assert MOCK_PASSWORD not in json.dumps(resolved(plain_exports))
+
+
+def test_exports_hosts_ports_egress_waypoint_and_the_intended_matrix(dev):
+    exports = resolved({key: value for key, value in dev.outputs.items() if key != "credentials"})
+    assert exports == {
+        "egressNamespace": "istio-egress",
+        "waypoint": "waypoint",
+        "databases": {"postgres-1": {"host": "203.0.113.10.nip.io", "port": 5432},
+                      "postgres-2": {"host": "203.0.113.11.nip.io", "port": 5432}},
+        "accessMatrix": {"rds-demo-1": {"postgres-1": "ALLOW", "postgres-2": "DENY"},
+                         "rds-demo-2": {"postgres-1": "DENY", "postgres-2": "ALLOW"}},
+    }
+
+
+def _granted_pairs(program) -> set[tuple[str, str, str]]:
+    pairs = set()
+    for policy in objects(program, GRANT_POLICY).values():
+        for rule in policy["spec"].get("rules", []):
+            for source in rule["from"]:
+                for namespace in source["source"].get("namespaces", []):
+                    for operation in rule["to"]:
+                        pairs.add((namespace, policy["spec"]["targetRefs"][0]["name"], *operation["operation"]["ports"]))
+    return pairs
+
+
+def test_policies_grant_exactly_the_declared_namespace_database_pairs(dev):
+    assert _granted_pairs(dev) == {("rds-demo-1", "postgres-1", "5432"), ("rds-demo-2", "postgres-2", "5432")}
+
+
+def test_grant_policy_targets_its_service_entry_from_its_namespace(dev):
+    policy = objects(dev, GRANT_POLICY)["istio-egress/allow-postgres-1-from-rds-demo-1"]
+    assert policy["apiVersion"] == "security.istio.io/v1"
+    assert policy["spec"]["action"] == "ALLOW"
+    assert policy["spec"]["targetRefs"] == [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "postgres-1"}]
+    assert policy["spec"]["rules"] == [
+        {"from": [{"source": {"namespaces": ["rds-demo-1"]}}], "to": [{"operation": {"ports": ["5432"]}}]}
+    ]
+
+
+def test_database_nobody_is_granted_has_only_the_allow_nothing_baseline():
+    config = dev_config(databases=[{"name": "postgres-1"}, {"name": "postgres-2"}, {"name": "reports", "address": "10.1.2.3"}])
+    policies = [p for p in objects(run(config), GRANT_POLICY).values() if p["spec"]["targetRefs"][0]["name"] == "reports"]
+    assert [p["metadata"]["name"] for p in policies] == ["reports-allow-nothing"]
+    assert policies[0]["spec"] == {"targetRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "reports"}],
+                                   "action": "ALLOW"}
+
+
+def test_every_service_entry_has_an_allow_nothing_baseline_in_its_namespace(dev):
+    for key, entry in objects(dev, "ServiceEntry").items():
+        baseline = objects(dev, GRANT_POLICY)[f"{key}-allow-nothing"]
+        assert "rules" not in baseline["spec"], key
+
+
+def test_baseline_policy_is_registered_before_its_service_entry_and_grants_after_it(dev):
+    order = [resource.name for resource in dev.resources]
+    assert order.index("postgres-1-allow-nothing") < order.index("postgres-1-service-entry")
+    assert order.index("postgres-1-service-entry") < order.index("allow-postgres-1-from-rds-demo-1")
+
+
+def test_test_clients_carry_pg_isready_and_are_left_out_by_default(dev):
+    pod = objects(dev, "Pod")["rds-demo-1/client"]
+    assert pod["spec"]["containers"][0]["image"].startswith("postgres:")
+    assert objects(run(dev_config(testClients=False)), "Pod") == {}
+
+
+def test_adding_a_grant_touches_only_that_grants_resources(dev):
+    extended = run(dev_config(grants=[*dev_config()["grants"], {"namespace": "rds-demo-3", "databases": ["postgres-1", "postgres-2"]}]))
+    before = {(r.type, r.name): r.manifest() for r in dev.resources}
+    after = {(r.type, r.name): r.manifest() for r in extended.resources}
+    assert all(after[key] == manifest for key, manifest in before.items())
+    added = sorted(name for (_, name) in set(after) - set(before))
+    assert added == ["allow-postgres-1-from-rds-demo-3", "allow-postgres-2-from-rds-demo-3",
+                     "rds-demo-3", "rds-demo-3-client", "rds-demo-3-namespace"]
+
+
+def test_service_account_grant_allows_principals_instead_of_the_namespace():
+    config = dev_config(trustDomain="mesh.example", grants=[{"namespace": "rds-demo-1", "databases": ["postgres-1"], "serviceAccounts": ["app"]}])
+    program = run(config)
+    policy = objects(program, GRANT_POLICY)["istio-egress/allow-postgres-1-from-rds-demo-1"]
+    assert policy["spec"]["rules"][0]["from"] == [{"source": {"principals": ["mesh.example/ns/rds-demo-1/sa/app"]}}]
+    assert "rds-demo-1/app" in objects(program, "ServiceAccount")
+    assert objects(program, "Pod")["rds-demo-1/client"]["spec"]["serviceAccountName"] == "app"
+
+
+def test_custom_egress_namespace_and_waypoint_name_flow_into_bindings():
+    program = run(dev_config(egressNamespace="egress", waypointName="egress-gateway"))
+    entry = objects(program, "ServiceEntry")["egress/postgres-1"]
+    assert entry["metadata"]["labels"]["istio.io/use-waypoint"] == "egress-gateway"
+    assert "egress/egress-gateway" in objects(program, "Gateway")
+    ingress = objects(program, "NetworkPolicy")["db/postgres-1-from-egress-waypoint"]["spec"]["ingress"][0]["from"][0]
+    assert ingress == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "egress"}},
+                       "podSelector": {"matchLabels": {manifests.GATEWAY_NAME_LABEL: "egress-gateway"}}}
+
+
+def test_every_child_resource_has_its_component_as_parent(dev):
+    components = {urn.rsplit("::", 1)[1] for urn in dev.urns if "ambient-egress:index:" in urn.rsplit("::", 1)[0].split("$")[-1]}
+    assert components == {"egress", "istio-egress", "postgres-1", "postgres-2", "rds-demo-1", "rds-demo-2"}
+    for urn in dev.urns:
+        qualified_type = urn.split("::")[2]
+        if not qualified_type.split("$")[-1].startswith("ambient-egress:"):
+            assert qualified_type.split("$")[0].startswith("ambient-egress:index:"), urn

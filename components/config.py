@@ -90,14 +90,25 @@ class StackConfig:
         return next(database for database in self.databases if database.name == name)
 
     def access_matrix(self) -> dict[str, dict[str, str]]:
-        """The intended verdict of every (grant namespace, database) pair: the product's promise."""
-        return {
-            grant.namespace: {
-                database.name: ALLOW if database.name in grant.databases else DENY
-                for database in self.databases
-            }
-            for grant in self.grants
-        }
+        """The intended verdict for every client and database: the product's promise.
+
+        A client is a grant's namespace or, for a service-account grant, `<ns>/sa/<account>`; the
+        bare namespace of such a grant stands for its other identities, which are denied everything.
+        """
+        def row(granted: tuple[str, ...]) -> dict[str, str]:
+            return {database.name: ALLOW if database.name in granted else DENY for database in self.databases}
+
+        matrix = {}
+        for grant in self.grants:
+            matrix[grant.namespace] = row(() if grant.service_accounts else grant.databases)
+            for account in grant.service_accounts:
+                matrix[service_account_client(grant.namespace, account)] = row(grant.databases)
+        return matrix
+
+
+def service_account_client(namespace: str, service_account: str) -> str:
+    """How the access matrix names a workload identity, mirroring the principal's `ns/<ns>/sa/<sa>`."""
+    return f"{namespace}/sa/{service_account}"
 
 
 class ConfigError(ValueError):

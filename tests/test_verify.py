@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ALLOW, DENY, load_stack_file
+from components.config import ALLOW, DENY, load_stack_file, parse_config
 from components.manifests import Waypoint, service_entry
 from tools import verify
 from tools.verify import CompletedRun, Outcome, Result
@@ -377,3 +377,14 @@ def test_live_cluster_verifies_the_dev_stack_when_one_is_reachable(capsys):
     if code == verify.EXIT_NOT_VERIFIED:
         pytest.skip(f"context {context!r} answers but the dev stack could not be verified:\n{output.out}")
     assert code == verify.EXIT_PASSED, output.out
+
+
+def test_service_account_grant_is_checked_as_the_client_pods_service_account():
+    config = parse_config({
+        "databases": [{"name": "orders", "address": "orders.example.com"}, {"name": "billing", "address": "10.0.0.9"}],
+        "grants": [{"namespace": "shop", "databases": ["orders"], "serviceAccounts": ["checkout"]}],
+        "testClients": True,
+    })
+    targets = {"orders": verify.Endpoint("orders.example.com", 5432), "billing": verify.Endpoint("10.0.0.9.nip.io", 5432)}
+    checks = verify.plan_checks(config, targets)
+    assert [(c.namespace, c.database, c.expected) for c in checks] == [("shop", "orders", ALLOW), ("shop", "billing", DENY)]

@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file
+from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file, service_account_client
 from components.manifests import TEST_CLIENT_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,11 +200,18 @@ def endpoint_from_service_entry(namespace: str, name: str, run: CompletedRun) ->
 
 
 def plan_checks(config: StackConfig, targets: Mapping[str, Endpoint | Unresolved]) -> tuple[Check, ...]:
-    """One check per cell of the promised access matrix, in grant then database order."""
+    """One check per database from each grant's test client, in grant then database order.
+
+    The client runs as the grant's first service account when it names any, so its row of the
+    promised matrix is that identity's, not the bare namespace's.
+    """
+    matrix = config.access_matrix()
     return tuple(
-        Check(namespace, database, expected, targets[database])
-        for namespace, row in config.access_matrix().items()
-        for database, expected in row.items()
+        Check(grant.namespace, database, expected, targets[database])
+        for grant in config.grants
+        for database, expected in matrix[
+            service_account_client(grant.namespace, grant.service_accounts[0]) if grant.service_accounts else grant.namespace
+        ].items()
     )
 
 

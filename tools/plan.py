@@ -1,0 +1,166 @@
+"""`make plan`: what `pulumi up` would apply, who could then reach what, and what looks wrong.
+
+Runs the real program on Pulumi's in-process mock engine with a stack's config (no cluster, no
+Pulumi CLI), writes every manifest as YAML in `kubectl apply -f` order, then hands the directory to
+the analysis layer, which reads only those files. Exits non-zero on an error finding, or when the
+computed access matrix differs from the grants the stack config declares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis import AccessMatrix, MeshIndex, access_matrix, analyze, load_manifests, render_findings, render_mermaid, render_table
+from components.config import ConfigError, StackConfig, is_ipv4, parse_config, stack_file_values
+from tools.mock_engine import ROOT, RecordingMocks, run_program
+
+# Stand-in LoadBalancer addresses come from TEST-NET-3 (RFC 5737): documentation-only, never routed.
+PLACEHOLDER_NETWORK = ipaddress.IPv4Network("203.0.113.0/24")
+PLACEHOLDER_FIRST_HOST = 10
+
+# `kubectl apply -f DIR` applies files in name order: namespaces first, and each database's
+# allow-nothing baseline before its ServiceEntry, so nothing is open in between.
+APPLY_ORDER = (
+    ("00-namespaces.yaml", ("Namespace",)),
+    ("10-identities-and-secrets.yaml", ("ServiceAccount", "Secret")),
+    ("20-egress-gateway.yaml", ("Gateway", "Telemetry")),
+    ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
+    ("40-service-entries.yaml", ("ServiceEntry",)),
+    ("50-grant-policies.yaml", ("AuthorizationPolicy",)),
+    ("60-network-policies.yaml", ("NetworkPolicy",)),
+    ("70-workloads.yaml", ("Deployment", "Service", "Pod")),
+)
+
+
+def placeholder_load_balancers(config: StackConfig, overrides: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """A documentation-range IP per stand-in, unless `--lb NAME=ADDRESS` gives one."""
+    stand_ins = [database.name for database in config.databases if database.is_stand_in]
+    hosts = PLACEHOLDER_NETWORK.hosts()
+    for _ in range(PLACEHOLDER_FIRST_HOST - 1):
+        next(hosts)
+    addresses = {}
+    for name in stand_ins:
+        address = overrides.get(name) or str(next(hosts))
+        addresses[name] = {"ip": address} if is_ipv4(address) else {"hostname": address}
+    return addresses
+
+
+def _file_for(manifest: Mapping[str, Any]) -> str:
+    kind = manifest["kind"]
+    if kind == "AuthorizationPolicy" and "rules" not in manifest.get("spec", {}):
+        kind = "AuthorizationPolicy:baseline"
+    return next(file for file, kinds in APPLY_ORDER if kind in kinds)
+
+
+def write_manifests(manifests: Sequence[Mapping[str, Any]], directory: Path) -> list[Path]:
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    by_file: dict[str, list[Mapping[str, Any]]] = {file: [] for file, _ in APPLY_ORDER}
+    for manifest in manifests:
+        by_file[_file_for(manifest)].append(manifest)
+    written = []
+    for file, documents in by_file.items():
+        if documents:
+            path = directory / file
+            path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+            written.append(path)
+    return written
+
+
+def declared_mismatches(matrix: AccessMatrix, config: StackConfig) -> list[str]:
+    """Cells where the manifests' verdict differs from what the grants declare."""
+    mismatches = []
+    for namespace, row in config.access_matrix().items():
+        for database, declared in row.items():
+            destination = f"{config.egress_namespace}/{database}"
+            cell = matrix.cells.get((namespace, destination))
+            computed = cell.decision.value if cell else "MISSING"
+            if computed != declared:
+                reason = f" ({cell.reason})" if cell else ""
+                mismatches.append(f"{namespace} -> {database}: declared {declared}, manifests give {computed}{reason}")
+    return mismatches
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, separator, address = pair.partition("=")
+        if not separator or not name or not address:
+            raise SystemExit(f"--lb takes NAME=ADDRESS, e.g. --lb postgres-1=198.51.100.7 (got {pair!r})")
+        overrides[name] = address
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="reads Pulumi.<stack>.yaml (default: dev)")
+    parser.add_argument("--config", type=Path, help="a stack config file to read instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, help="manifest directory (default: build/plan/<stack>)")
+    parser.add_argument("--lb", action="append", default=[], metavar="NAME=ADDRESS",
+                        help="a stand-in's LoadBalancer address instead of the placeholder; repeatable")
+    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
+                        help="how to print the access matrix (all three are written to the out directory)")
+    args = parser.parse_args(argv)
+
+    stack_file = args.config or ROOT / f"Pulumi.{args.stack}.yaml"
+    if not stack_file.exists():
+        print(f"no stack config {stack_file.name}: create it, or pick another with STACK=<name>", file=sys.stderr)
+        return 2
+    values = stack_file_values(stack_file)
+    try:
+        config = parse_config(values)
+    except ConfigError as error:
+        print(f"{stack_file.name}: {error}", file=sys.stderr)
+        return 2
+    overrides = _parse_overrides(args.lb)
+    unknown = sorted(set(overrides) - {database.name for database in config.databases if database.is_stand_in})
+    if unknown:
+        print(f"--lb names no stand-in database: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+
+    load_balancers = placeholder_load_balancers(config, overrides)
+    program = run_program(values, RecordingMocks(load_balancers), stack=args.stack)
+    out = args.out or ROOT / "build" / "plan" / args.stack
+    files = write_manifests(program.manifests(), out)
+
+    index = MeshIndex(load_manifests(out))
+    findings = analyze(index)
+    matrix = access_matrix(index)
+    mismatches = declared_mismatches(matrix, config)
+    # Beside the manifests but not YAML, so `kubectl apply -f` and the analysis skip them.
+    (out / "access-matrix.json").write_text(matrix.to_json() + "\n")
+    (out / "access-matrix.mmd").write_text(render_mermaid(matrix) + "\n")
+    (out / "findings.txt").write_text(render_findings(findings) + "\n")
+
+    placeholders = {name: lb.get("ip") or lb["hostname"] for name, lb in load_balancers.items() if name not in overrides}
+    print(f"Stack {args.stack}: {len(program.manifests())} objects in {len(files)} files under {out}")
+    if placeholders:
+        listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
+        print(f"PLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}")
+    print()
+    if args.format == "json":
+        print(matrix.to_json())
+    elif args.format == "mermaid":
+        print(render_mermaid(matrix))
+    else:
+        print(render_table(matrix))
+    print()
+    print(render_findings(findings) or "No findings.")
+    if mismatches:
+        print("\nThe manifests do not give the declared access:")
+        print("\n".join(f"  {line}" for line in mismatches))
+    errors = [finding for finding in findings if finding.severity == "Error"]
+    return 1 if errors or mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

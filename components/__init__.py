@@ -1,13 +1,18 @@
 """Pulumi components for namespace-scoped egress access control on an Istio ambient mesh."""
 
-from .config import BypassProtection, ConfigError, Database, Grant, StackConfig, load_stack_file, parse_config
+from .config import (
+    Access, BypassProtection, ConfigError, Database, Grant, SampleRequest, Service, ServicePort, StackConfig,
+    load_stack_file, parse_config,
+)
 from .egress_gateway import EgressGateway, EgressGatewayArgs
 from .external_database import ExternalDatabase, ExternalDatabaseArgs
-from .namespace_grant import NamespaceGrant, NamespaceGrantArgs
+from .external_service import ExternalService, ExternalServiceArgs
+from .namespace_grant import NamespaceGrant, NamespaceGrantArgs, ServiceGrant
 from .stack import EgressAccessControl, load_pulumi_config
 
 __all__ = [
-    "BypassProtection", "ConfigError", "Database", "EgressAccessControl", "EgressGateway", "EgressGatewayArgs",
-    "ExternalDatabase", "ExternalDatabaseArgs", "Grant", "NamespaceGrant", "NamespaceGrantArgs", "StackConfig",
-    "load_pulumi_config", "load_stack_file", "parse_config",
+    "Access", "BypassProtection", "ConfigError", "Database", "EgressAccessControl", "EgressGateway",
+    "EgressGatewayArgs", "ExternalDatabase", "ExternalDatabaseArgs", "ExternalService", "ExternalServiceArgs",
+    "Grant", "NamespaceGrant", "NamespaceGrantArgs", "SampleRequest", "Service", "ServiceGrant", "ServicePort",
+    "StackConfig", "load_pulumi_config", "load_stack_file", "parse_config",
 ]

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ DEFAULT_TRUST_DOMAIN = "cluster.local"
 
 ALLOW = "ALLOW"
 DENY = "DENY"
+LIMITED = "LIMITED"
+"""Some requests only: an HTTP grant narrowed by methods or paths."""
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -54,13 +56,108 @@ class Database:
         return self.address is None
 
 
+PROTOCOLS = ("TCP", "HTTP", "HTTPS", "TLS")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    number: int
+    protocol: str = "TCP"
+    """TCP, HTTP, HTTPS or TLS: what the waypoint sees, and so which policy fields can apply."""
+    name: str = ""
+    """The ServiceEntry port name. Default: `<protocol>-<number>` in lowercase."""
+
+    @property
+    def port_name(self) -> str:
+        return self.name or f"{self.protocol.lower()}-{self.number}"
+
+    @property
+    def is_http(self) -> bool:
+        return self.protocol == "HTTP"
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A request `make plan` evaluates from every client, to show what a limited grant permits."""
+
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Service:
+    """Any external service behind the egress waypoint: an API, a message broker, a database."""
+
+    name: str
+    host: str
+    """A DNS name, used as it is, or an IPv4 address, which becomes `<ip>.nip.io`."""
+    ports: tuple[ServicePort, ...]
+    tls_origination: bool = False
+    """Clients speak plain HTTP; the waypoint sends it on as TLS to port 443."""
+    request_headers: tuple[tuple[str, str], ...] = ()
+    """Headers the waypoint adds to every request (an HTTPRoute on the ServiceEntry)."""
+    sample_requests: tuple[SampleRequest, ...] = ()
+
+    @property
+    def http_ports(self) -> tuple[ServicePort, ...]:
+        return tuple(port for port in self.ports if port.is_http)
+
+
+@dataclass(frozen=True)
+class Access:
+    """One grant of one target: a database or service name, optionally narrowed to some requests
+    (HTTP only) and to some service accounts (None: the grant's own)."""
+
+    target: str
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] | None = None
+
+    @property
+    def is_limited(self) -> bool:
+        return bool(self.methods or self.paths)
+
+    def permits(self, method: str, path: str) -> bool:
+        return (not self.methods or method in self.methods) and (
+            not self.paths or any(istio_path_matches(pattern, path) for pattern in self.paths)
+        )
+
+
+def istio_path_matches(pattern: str, path: str) -> bool:
+    """Istio's string match for `paths`: exact, `prefix*`, `*suffix`, or `*` for any non-empty path."""
+    if pattern == "*":
+        return bool(path)
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return path.endswith(pattern[1:])
+    return path == pattern
+
+
 @dataclass(frozen=True)
 class Grant:
-    """`namespace` may reach each of `databases`; with `service_accounts`, only those identities may."""
+    """`namespace` may reach each of `databases` and `services`; with `service_accounts`, only those
+    identities may."""
 
     namespace: str
     databases: tuple[str, ...]
     service_accounts: tuple[str, ...] = ()
+    services: tuple[Access, ...] = ()
+
+    def accesses(self) -> tuple[Access, ...]:
+        """Every target this grant opens, databases first, each with the identities it admits."""
+        databases = tuple(Access(name, service_accounts=self.service_accounts) for name in self.databases)
+        services = tuple(
+            access if access.service_accounts is not None else replace(access, service_accounts=self.service_accounts)
+            for access in self.services
+        )
+        return databases + services
+
+    def clients(self) -> tuple[str, ...]:
+        """The matrix rows this grant speaks for: the namespace, then each named service account."""
+        accounts = dict.fromkeys(account for access in self.accesses() for account in access.service_accounts or ())
+        return (self.namespace, *(service_account_client(self.namespace, account) for account in accounts))
 
 
 @dataclass(frozen=True)
@@ -85,25 +182,51 @@ class StackConfig:
     test_clients: bool = False
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     bypass_protection: BypassProtection = field(default_factory=BypassProtection)
+    services: tuple[Service, ...] = ()
 
     def database(self, name: str) -> Database:
         return next(database for database in self.databases if database.name == name)
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every database and service name: the columns of the access matrix."""
+        return tuple(database.name for database in self.databases) + tuple(service.name for service in self.services)
+
     def access_matrix(self) -> dict[str, dict[str, str]]:
-        """The intended verdict for every client and database: the product's promise.
+        """The intended verdict for every client and target: the product's promise.
 
-        A client is a grant's namespace or, for a service-account grant, `<ns>/sa/<account>`; the
-        bare namespace of such a grant stands for its other identities, which are denied everything.
+        A client is a grant's namespace or `<ns>/sa/<account>` for a service account a grant names;
+        the bare namespace stands for the namespace's other identities. A cell is ALLOW, DENY, or
+        LIMITED where only some HTTP requests are granted.
         """
-        def row(granted: tuple[str, ...]) -> dict[str, str]:
-            return {database.name: ALLOW if database.name in granted else DENY for database in self.databases}
-
         matrix = {}
         for grant in self.grants:
-            matrix[grant.namespace] = row(() if grant.service_accounts else grant.databases)
-            for account in grant.service_accounts:
-                matrix[service_account_client(grant.namespace, account)] = row(grant.databases)
+            for client in grant.clients():
+                covering = _covering_accesses(grant, client)
+                matrix[client] = {target: _cell(covering.get(target, ())) for target in self.targets}
         return matrix
+
+    def request_verdict(self, client: str, target: str, method: str, path: str) -> str:
+        """What the grants intend for one HTTP request from `client` (a row of the access matrix)."""
+        grant = next((grant for grant in self.grants if client in grant.clients()), None)
+        accesses = _covering_accesses(grant, client).get(target, ()) if grant else ()
+        return ALLOW if any(access.permits(method, path) for access in accesses) else DENY
+
+
+def _covering_accesses(grant: Grant, client: str) -> dict[str, tuple[Access, ...]]:
+    """The accesses of `grant` that admit `client`, by target."""
+    account = client.split("/sa/", 1)[1] if "/sa/" in client else None
+    covering: dict[str, tuple[Access, ...]] = {}
+    for access in grant.accesses():
+        if not access.service_accounts or account in access.service_accounts:
+            covering[access.target] = (*covering.get(access.target, ()), access)
+    return covering
+
+
+def _cell(accesses: tuple[Access, ...]) -> str:
+    if not accesses:
+        return DENY
+    return LIMITED if all(access.is_limited for access in accesses) else ALLOW
 
 
 def service_account_client(namespace: str, service_account: str) -> str:
@@ -275,15 +398,57 @@ def _items(problems: _Problems, key: str, value: Any, parse_item: Callable[[str,
     return [item for item in parsed if item is not None]
 
 
+def _choice(problems: _Problems, key: str, value: Any, choices: tuple[str, ...]) -> str | None:
+    text = _string(problems, key, value)
+    if text is None:
+        return None
+    if text not in choices:
+        problems.add(key, f"must be one of {', '.join(choices)} (got {_shown(text)}){_did_you_mean(text.upper(), choices)}")
+        return None
+    return text
+
+
+def _request_path(problems: _Problems, key: str, value: Any) -> str | None:
+    text = _string(problems, key, value)
+    if text is None:
+        return None
+    inner = text[1:-1] if len(text) > 1 else ""
+    if not (text == "*" or text.startswith(("/", "*"))) or "*" in inner or "{" in text or len(text) > 1024:
+        problems.add(key, "must be an Istio path: exact (/get), prefix (/api/*), suffix (*.json) or * "
+                          f"(got {_shown(text)})")
+        return None
+    return text
+
+
+_HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _headers(problems: _Problems, key: str, value: Any) -> tuple[tuple[str, str], ...] | None:
+    if not isinstance(value, dict) or not value:
+        problems.add(key, f"must be a map of header name to value, e.g. {{x-egress: audited}} (got {_shown(value)})")
+        return None
+    headers = []
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name) or len(name) > 256:
+            problems.add(f"{key}.{name}", "header names must be lowercase letters, digits and '-'")
+        elif _string(problems, f"{key}.{name}", text) is not None:
+            headers.append((name, text))
+    return tuple(headers) if len(headers) == len(value) else None
+
+
 _DATABASE_FIELDS = ("name", "port", "address")
-_GRANT_FIELDS = ("namespace", "databases", "serviceAccounts")
+_SERVICE_FIELDS = ("name", "host", "ports", "tlsOrigination", "requestHeaders", "sampleRequests")
+_PORT_FIELDS = ("number", "protocol", "name")
+_SAMPLE_FIELDS = ("method", "path")
+_ACCESS_FIELDS = ("name", "methods", "paths", "serviceAccounts")
+_GRANT_FIELDS = ("namespace", "databases", "services", "serviceAccounts")
 _BYPASS_FIELDS = ("serviceEntryAddresses", "databaseIngressPolicy", "clientEgressPolicy")
 _TOP_LEVEL_KEYS = (
-    "databases", "grants", "egressNamespace", "databaseNamespace", "waypointName",
+    "databases", "services", "grants", "egressNamespace", "databaseNamespace", "waypointName",
     "testClients", "trustDomain", "bypassProtection",
 )
 # Keys whose value Pulumi stores as JSON text (structured YAML in the stack file).
-_STRUCTURED_KEYS = frozenset({"databases", "grants", "bypassProtection"})
+_STRUCTURED_KEYS = frozenset({"databases", "services", "grants", "bypassProtection"})
 
 
 class _Parser:
@@ -305,22 +470,95 @@ class _Parser:
             return None
         return Database(name=name, port=port, address=address)
 
+    def service_accounts(self, key: str, value: Any) -> tuple[str, ...] | None:
+        accounts = _items(self.problems, key, value,
+                          lambda k, v: _label(self.problems, k, v, why="it names a service account"), allow_empty=False)
+        _unique(self.problems, key, [(f"{key}[{i}]", a) for i, a in enumerate(accounts)], "service account")
+        return tuple(accounts) if accounts else None
+
+    def access(self, key: str, value: Any) -> Access | None:
+        if isinstance(value, str):
+            return Access(value)
+        entry = _mapping(self.problems, key, value, _ACCESS_FIELDS, required=("name",))
+        if entry is None or "name" not in entry:
+            return None
+        name = _string(self.problems, f"{key}.name", entry["name"])
+        methods = _items(self.problems, f"{key}.methods", entry["methods"],
+                         lambda k, v: _choice(self.problems, k, v, HTTP_METHODS), allow_empty=False) if "methods" in entry else []
+        paths = _items(self.problems, f"{key}.paths", entry["paths"],
+                       lambda k, v: _request_path(self.problems, k, v), allow_empty=False) if "paths" in entry else []
+        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else None
+        if name is None or len(methods) != len(entry.get("methods", [])) or len(paths) != len(entry.get("paths", [])):
+            return None
+        if "serviceAccounts" in entry and accounts is None:
+            return None
+        return Access(name, methods=tuple(methods), paths=tuple(paths), service_accounts=accounts)
+
     def grant(self, key: str, value: Any) -> Grant | None:
-        entry = _mapping(self.problems, key, value, _GRANT_FIELDS, required=("namespace", "databases"))
+        entry = _mapping(self.problems, key, value, _GRANT_FIELDS, required=("namespace",))
         if entry is None:
             return None
+        if "databases" not in entry and "services" not in entry:
+            self.problems.add(f"{key}.databases", "is required: list the databases (or services) this namespace may reach")
         namespace = _label(self.problems, f"{key}.namespace", entry["namespace"], why="it names a namespace") if "namespace" in entry else None
-        databases = _items(self.problems, f"{key}.databases", entry.get("databases", []),
+        databases = _items(self.problems, f"{key}.databases", entry["databases"],
                            lambda k, v: _string(self.problems, k, v), allow_empty=False) if "databases" in entry else []
-        accounts_key = f"{key}.serviceAccounts"
-        accounts = _items(self.problems, accounts_key, entry.get("serviceAccounts", []),
-                          lambda k, v: _label(self.problems, k, v, why="it names a service account"),
-                          allow_empty=False) if "serviceAccounts" in entry else []
-        if namespace is None or not databases:
+        services = _items(self.problems, f"{key}.services", entry["services"], self.access, allow_empty=False) if "services" in entry else []
+        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else ()
+        if namespace is None or not (databases or services) or accounts is None:
             return None
         _unique(self.problems, f"{key}.databases", [(f"{key}.databases[{i}]", d) for i, d in enumerate(databases)], "database")
-        _unique(self.problems, accounts_key, [(f"{accounts_key}[{i}]", a) for i, a in enumerate(accounts)], "service account")
-        return Grant(namespace=namespace, databases=tuple(databases), service_accounts=tuple(accounts))
+        return Grant(namespace=namespace, databases=tuple(databases), service_accounts=accounts, services=tuple(services))
+
+    def service_port(self, key: str, value: Any) -> ServicePort | None:
+        entry = _mapping(self.problems, key, value, _PORT_FIELDS, required=("number",))
+        if entry is None or "number" not in entry:
+            return None
+        number = _port(self.problems, f"{key}.number", entry["number"])
+        protocol = _choice(self.problems, f"{key}.protocol", entry["protocol"], PROTOCOLS) if "protocol" in entry else "TCP"
+        name = _label(self.problems, f"{key}.name", entry["name"], why="it names a ServiceEntry port") if "name" in entry else ""
+        if number is None or protocol is None or name is None:
+            return None
+        return ServicePort(number=number, protocol=protocol, name=name)
+
+    def sample_request(self, key: str, value: Any) -> SampleRequest | None:
+        entry = _mapping(self.problems, key, value, _SAMPLE_FIELDS, required=_SAMPLE_FIELDS)
+        if entry is None or not all(field in entry for field in _SAMPLE_FIELDS):
+            return None
+        method = _choice(self.problems, f"{key}.method", entry["method"], HTTP_METHODS)
+        path = _request_path(self.problems, f"{key}.path", entry["path"])
+        if method is None or path is None:
+            return None
+        if not path.startswith("/"):
+            self.problems.add(f"{key}.path", f"must be a concrete request path starting with / (got {_shown(path)})")
+            return None
+        return SampleRequest(method, path)
+
+    def service(self, key: str, value: Any) -> Service | None:
+        entry = _mapping(self.problems, key, value, _SERVICE_FIELDS, required=("name", "host", "ports"))
+        if entry is None or not all(field in entry for field in ("name", "host", "ports")):
+            return None
+        name = _service_name(self.problems, f"{key}.name", entry["name"])
+        host = _address(self.problems, f"{key}.host", entry["host"])
+        ports = _items(self.problems, f"{key}.ports", entry["ports"], self.service_port, allow_empty=False)
+        _unique(self.problems, f"{key}.ports", [(f"{key}.ports[{i}].number", str(p.number)) for i, p in enumerate(ports)], "port")
+        _unique(self.problems, f"{key}.ports", [(f"{key}.ports[{i}].name", p.port_name) for i, p in enumerate(ports)], "port name")
+        tls = _boolean(self.problems, f"{key}.tlsOrigination", entry["tlsOrigination"]) if "tlsOrigination" in entry else False
+        headers = _headers(self.problems, f"{key}.requestHeaders", entry["requestHeaders"]) if "requestHeaders" in entry else ()
+        samples = _items(self.problems, f"{key}.sampleRequests", entry["sampleRequests"], self.sample_request) if "sampleRequests" in entry else []
+        if name is None or host is None or not ports or tls is None or headers is None:
+            return None
+        service = Service(name=name, host=host, ports=tuple(ports), tls_origination=tls,
+                          request_headers=headers, sample_requests=tuple(samples))
+        http_ports = len(service.http_ports)
+        if tls and http_ports != len(ports):
+            self.problems.add(f"{key}.tlsOrigination", "needs every port to be HTTP: the waypoint originates TLS for the "
+                                                       "whole host; declare other ports as a separate service")
+        if headers and http_ports != 1:
+            self.problems.add(f"{key}.requestHeaders", f"needs exactly one HTTP port to route (found {http_ports})")
+        if samples and not http_ports:
+            self.problems.add(f"{key}.sampleRequests", "needs an HTTP port: requests are only visible on HTTP")
+        return service
 
     def bypass_protection(self, key: str, value: Any) -> BypassProtection | None:
         entry = _mapping(self.problems, key, value, _BYPASS_FIELDS)
@@ -334,6 +572,16 @@ class _Parser:
             database_ingress_policy=flags.get("databaseIngressPolicy", True),
             client_egress_policy=flags.get("clientEgressPolicy", False),
         )
+
+    def check_access(self, key: str, access: Access, services: Mapping[str, Service]) -> None:
+        service = services.get(access.target)
+        if service is None:
+            self.problems.add(key, f"unknown service {_shown(access.target)}{_did_you_mean(access.target, services)}; "
+                                   f"declare it under {self.key('services')} first")
+        elif access.is_limited and not service.http_ports:
+            self.problems.add(f"{key}.{'methods' if access.methods else 'paths'}",
+                              f"{service.name} has no HTTP port, and TCP policies may use only ports, namespaces and "
+                              "principals: remove methods and paths, or declare the port as HTTP")
 
     def parse(self, values: Mapping[str, Any]) -> StackConfig:
         for name in values:
@@ -353,16 +601,22 @@ class _Parser:
         bypass = (self.bypass_protection(self.key("bypassProtection"), values["bypassProtection"])
                   if "bypassProtection" in values else BypassProtection())
 
-        if "databases" not in values:
+        if "databases" not in values and "services" not in values:
             self.problems.add(self.key("databases"), "is required: list the external databases, e.g. [{name: postgres-1}]")
         databases = _items(self.problems, self.key("databases"), values.get("databases", []), self.database)
         _unique(self.problems, self.key("databases"),
                 [(f"{self.key('databases')}[{i}].name", d.name) for i, d in enumerate(databases)], "database name")
+        services = _items(self.problems, self.key("services"), values.get("services", []), self.service)
+        _unique(self.problems, self.key("services"),
+                [(f"{self.key('databases')}[{i}].name", d.name) for i, d in enumerate(databases)]
+                + [(f"{self.key('services')}[{i}].name", s.name) for i, s in enumerate(services)],
+                "database or service name")
         grants = _items(self.problems, self.key("grants"), values.get("grants", []), self.grant)
         _unique(self.problems, self.key("grants"),
                 [(f"{self.key('grants')}[{i}].namespace", g.namespace) for i, g in enumerate(grants)], "grant namespace")
 
         known_databases = {database.name for database in databases}
+        known_services = {service.name: service for service in services}
         for index, grant in enumerate(grants):
             key = f"{self.key('grants')}[{index}]"
             for position, name in enumerate(grant.databases):
@@ -370,6 +624,8 @@ class _Parser:
                     self.problems.add(f"{key}.databases[{position}]",
                                       f"unknown database {_shown(name)}{_did_you_mean(name, known_databases)}; "
                                       f"declare it under {self.key('databases')} first")
+            for position, access in enumerate(grant.services):
+                self.check_access(f"{key}.services[{position}]", access, known_services)
             reserved = {egress_namespace: "egressNamespace", database_namespace: "databaseNamespace"}
             if grant.namespace in reserved:
                 self.problems.add(f"{key}.namespace",
@@ -386,6 +642,7 @@ class _Parser:
         assert egress_namespace and database_namespace and waypoint_name and trust_domain and bypass
         return StackConfig(
             databases=tuple(databases),
+            services=tuple(services),
             grants=tuple(grants),
             egress_namespace=egress_namespace,
             database_namespace=database_namespace,

@@ -1,4 +1,4 @@
-"""ExternalDatabase: one database outside the mesh, registered behind the egress waypoint and closed by default."""
+"""ExternalDatabase: PostgreSQL as an ExternalService, with an optional in-cluster stand-in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pulumi_random as random
 
 from . import manifests
 from ._kubernetes import kubernetes_object
-from .config import DEFAULT_DATABASE_PORT
+from .config import DEFAULT_DATABASE_PORT, ServicePort
+from .external_service import ExternalService, ExternalServiceArgs
 
 TYPE_TOKEN = "ambient-egress:index:ExternalDatabase"
 
@@ -35,17 +36,16 @@ class ExternalDatabaseArgs:
 
 
 class ExternalDatabase(pulumi.ComponentResource):
-    """A ServiceEntry bound to the egress waypoint, an allow-nothing baseline policy and, with no
-    `address`, a PostgreSQL stand-in behind a LoadBalancer whose address becomes the host."""
+    """A PostgreSQL ExternalService on one TCP port and, with no `address`, a stand-in behind a
+    LoadBalancer whose address becomes the host."""
 
-    database_name: str
+    service: ExternalService
+    """The ServiceEntry side, which grants target."""
     host: pulumi.Output[str]
     """`<ip>.nip.io` for an IPv4 address; a DNS name as it is."""
     address: pulumi.Output[str]
     """The address the host was made from: the LoadBalancer's ingress or `address`."""
     port: pulumi.Output[int]
-    service_entry_name: pulumi.Output[str]
-    service_entry_namespace: pulumi.Output[str]
     username: pulumi.Output[str] | None
     """The stand-in's user; None for an existing database."""
     password: pulumi.Output[str] | None
@@ -53,12 +53,6 @@ class ExternalDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExternalDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
-        self.database_name = name
-        child = pulumi.ResourceOptions(parent=self)
-        se_namespace = pulumi.Output.from_input(
-            args.service_entry_namespace if args.service_entry_namespace is not None else args.waypoint_namespace
-        )
-
         if args.address is None:
             if args.stand_in_namespace is None:
                 raise ValueError(f"ExternalDatabase {name}: set address, or stand_in_namespace for a stand-in")
@@ -67,35 +61,37 @@ class ExternalDatabase(pulumi.ComponentResource):
             address = pulumi.Output.from_input(args.address)
             self.username = self.password = None
 
-        # The baseline exists before the ServiceEntry, so the database is never open, not even for
-        # the moment between the two; on destroy the ServiceEntry goes first for the same reason.
-        allow_nothing = kubernetes_object(
-            f"{name}-allow-nothing",
-            se_namespace.apply(lambda namespace: manifests.allow_nothing_policy(name, namespace)),
-            child, api_version="security.istio.io/v1", kind="AuthorizationPolicy",
-        )
-        service_entry = kubernetes_object(
-            f"{name}-service-entry",
-            pulumi.Output.all(address, se_namespace, args.waypoint_name, args.waypoint_namespace).apply(
-                lambda values: manifests.service_entry(
-                    name, values[1], address=values[0], port=args.port,
-                    waypoint=manifests.Waypoint(values[2], values[3]), pin_address=args.pin_address,
-                )
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=[allow_nothing]),
-            api_version="networking.istio.io/v1", kind="ServiceEntry",
-        )
-
-        self.address = address
-        self.host = address.apply(manifests.host_for_address)
+        self.service = ExternalService(name, ExternalServiceArgs(
+            address=address,
+            ports=[manifests.postgres_port(args.port)],
+            waypoint_name=args.waypoint_name,
+            waypoint_namespace=args.waypoint_namespace,
+            service_entry_namespace=args.service_entry_namespace,
+            pin_address=args.pin_address,
+        ), pulumi.ResourceOptions(parent=self))
+        self.host = self.service.host
+        self.address = self.service.address
         self.port = pulumi.Output.from_input(args.port)
-        self.service_entry_name = service_entry.metadata.apply(lambda metadata: metadata["name"])
-        self.service_entry_namespace = service_entry.metadata.apply(lambda metadata: metadata["namespace"])
         self.register_outputs({
             "host": self.host, "address": self.address, "port": self.port,
-            "service_entry_name": self.service_entry_name, "service_entry_namespace": self.service_entry_namespace,
             **({"username": self.username, "password": self.password} if self.password is not None else {}),
         })
+
+    @property
+    def service_name(self) -> str:
+        return self.service.service_name
+
+    @property
+    def ports(self) -> tuple[ServicePort, ...]:
+        return self.service.ports
+
+    @property
+    def service_entry_name(self) -> pulumi.Output[str]:
+        return self.service.service_entry_name
+
+    @property
+    def service_entry_namespace(self) -> pulumi.Output[str]:
+        return self.service.service_entry_namespace
 
     def _stand_in(self, name: str, args: ExternalDatabaseArgs) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)

@@ -7,11 +7,11 @@ Keeping them in one place means one definition of each object and its labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import is_ipv4
+from .config import ServicePort, is_ipv4
 
 AMBIENT = {"istio.io/dataplane-mode": "ambient"}
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -28,6 +28,7 @@ POSTGRES_CONTAINER_PORT = 5432
 POSTGRES_USER = "postgres"
 POSTGRES_PORT_NAME = "tcp-postgres"
 TEST_CLIENT_NAME = "client"
+TLS_PORT = 443
 
 SERVICE_ENTRY_REF = {"group": "networking.istio.io", "kind": "ServiceEntry"}
 GATEWAY_REF = {"group": "gateway.networking.k8s.io", "kind": "Gateway"}
@@ -100,7 +101,14 @@ def address_from_load_balancer(status: Mapping[str, Any] | None) -> str | None:
 
 
 def service_entry(
-    name: str, namespace_name: str, *, address: str, port: int, waypoint: Waypoint, pin_address: bool
+    name: str,
+    namespace_name: str,
+    *,
+    address: str,
+    ports: Sequence[ServicePort],
+    waypoint: Waypoint,
+    pin_address: bool,
+    tls_origination: bool = False,
 ) -> dict[str, Any]:
     labels = {USE_WAYPOINT: waypoint.name}
     if waypoint.namespace != namespace_name:
@@ -109,7 +117,12 @@ def service_entry(
         "hosts": [host_for_address(address)],
         "location": "MESH_EXTERNAL",
         "resolution": "DNS",
-        "ports": [{"number": port, "name": POSTGRES_PORT_NAME, "protocol": "TCP"}],
+        "ports": [
+            # With TLS origination clients speak plain HTTP to the port, and the waypoint dials 443.
+            {"number": port.number, "name": port.port_name, "protocol": port.protocol,
+             **({"targetPort": TLS_PORT} if tls_origination else {})}
+            for port in ports
+        ],
     }
     if pin_address and is_ipv4(address):
         # ztunnel sends a connection to a ServiceEntry address through the waypoint; without this,
@@ -120,6 +133,42 @@ def service_entry(
         "kind": "ServiceEntry",
         "metadata": _metadata(name, namespace_name, labels),
         "spec": spec,
+    }
+
+
+def postgres_port(number: int) -> ServicePort:
+    return ServicePort(number=number, protocol="TCP", name=POSTGRES_PORT_NAME)
+
+
+def tls_origination_rule(name: str, namespace_name: str, host: str) -> dict[str, Any]:
+    """The waypoint wraps the plain HTTP it receives in TLS (SNI and verification by `host`)."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": _metadata(f"{name}-tls-origination", namespace_name),
+        "spec": {"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": host}}},
+    }
+
+
+def request_header_route(name: str, namespace_name: str, *, host: str, port: int, headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Headers added at the egress waypoint: an HTTPRoute bound to the ServiceEntry, routing back to its host.
+
+    Gateway API routes are how ambient waypoints take traffic rules; VirtualService there is alpha.
+    """
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _metadata(f"{name}-request-headers", namespace_name),
+        "spec": {
+            "parentRefs": [{**SERVICE_ENTRY_REF, "name": name, "port": port}],
+            "rules": [{
+                "filters": [{
+                    "type": "RequestHeaderModifier",
+                    "requestHeaderModifier": {"add": [{"name": key, "value": value} for key, value in headers]},
+                }],
+                "backendRefs": [{"group": "networking.istio.io", "kind": "Hostname", "name": host, "port": port}],
+            }],
+        },
     }
 
 
@@ -148,22 +197,32 @@ def grant_policy_name(service_entry_name: str, source_namespace: str) -> str:
     return f"allow-{service_entry_name}-from-{source_namespace}"
 
 
-def grant_policy(
-    service_entry_name: str,
-    namespace_name: str,
-    *,
+def access_rule(
     source_namespace: str,
-    port: int,
+    *,
+    ports: Iterable[int],
     service_accounts: Iterable[str] = (),
     trust_domain: str = "cluster.local",
+    methods: Sequence[str] = (),
+    paths: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """ALLOW one source namespace, or only some of its service accounts, to one ServiceEntry port.
+    """One ALLOW rule: a source namespace, or only some of its service accounts, to some ports.
 
-    TCP rules may use only ports, namespaces and principals, so nothing else appears here.
+    Methods and paths belong on HTTP ports only: a TCP rule may use only ports, namespaces and
+    principals, and an ALLOW rule carrying HTTP fields would never match TCP traffic.
     """
     principals = [principal(trust_domain, source_namespace, account) for account in service_accounts]
     source = {"principals": principals} if principals else {"namespaces": [source_namespace]}
-    rules = [{"from": [{"source": source}], "to": [{"operation": {"ports": [str(port)]}}]}]
+    operation: dict[str, Any] = {"ports": [str(port) for port in ports]}
+    if methods:
+        operation["methods"] = list(methods)
+    if paths:
+        operation["paths"] = list(paths)
+    return {"from": [{"source": source}], "to": [{"operation": operation}]}
+
+
+def grant_policy(service_entry_name: str, namespace_name: str, *, source_namespace: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """ALLOW one source namespace's access to one ServiceEntry: one policy per grant and target."""
     return _authorization_policy(grant_policy_name(service_entry_name, source_namespace), namespace_name, service_entry_name, rules)
 
 

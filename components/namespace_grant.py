@@ -1,4 +1,4 @@
-"""NamespaceGrant: "namespace X may reach databases Y", written as both halves of the connection.
+"""NamespaceGrant: "namespace X may reach targets Y", written as both halves of the connection.
 
 Like AWS CDK's `grant*`, one call records the grantee (an ambient namespace, optionally its service
 accounts and a test client) and the grant on each target (an ALLOW policy beside its ServiceEntry).
@@ -15,14 +15,41 @@ from . import manifests
 from ._kubernetes import kubernetes_object
 from .config import DEFAULT_TRUST_DOMAIN
 from .external_database import ExternalDatabase
+from .external_service import ExternalService
 
 TYPE_TOKEN = "ambient-egress:index:NamespaceGrant"
+
+Target = ExternalService | ExternalDatabase
+
+
+@dataclass(frozen=True)
+class ServiceGrant:
+    """Access to one target, optionally narrowed to some HTTP requests or identities."""
+
+    target: Target
+    methods: Sequence[str] = ()
+    """HTTP methods allowed, e.g. ["GET"]. Default: any. HTTP ports only."""
+    paths: Sequence[str] = ()
+    """Istio path forms allowed: `/get`, `/api/*`, `*.json`. Default: any. HTTP ports only."""
+    service_accounts: Sequence[str] | None = None
+    """Only these service accounts. Default: the grant's `service_accounts`."""
+
+    def ports(self) -> list[int]:
+        """Limited grants open the HTTP ports only: there, and only there, methods and paths are seen."""
+        limited = bool(self.methods or self.paths)
+        ports = [port.number for port in self.target.ports if port.is_http or not limited]
+        if not ports:
+            raise ValueError(f"{self.target.service_name}: methods and paths need an HTTP port; "
+                             "TCP policies may use only ports, namespaces and principals")
+        return ports
 
 
 @dataclass(frozen=True)
 class NamespaceGrantArgs:
-    databases: Sequence[ExternalDatabase]
-    """The databases the namespace may reach; every other database stays denied."""
+    databases: Sequence[ExternalDatabase] = ()
+    """Databases the namespace may reach; every other target stays denied."""
+    services: Sequence[ServiceGrant | Target] = ()
+    """Other targets, each as it is (any request) or as a ServiceGrant narrowing the access."""
     namespace: str | None = None
     """The client namespace, created and enrolled in ambient. Default: the component's name."""
     service_accounts: Sequence[str] = ()
@@ -33,13 +60,18 @@ class NamespaceGrantArgs:
     deny_direct_egress_to: Sequence[pulumi.Input[str]] = ()
     """IPv4 addresses this namespace may not dial directly (a NetworkPolicy); empty: no policy."""
 
+    def service_grants(self) -> list[ServiceGrant]:
+        grants = [ServiceGrant(database) for database in self.databases]
+        grants += [item if isinstance(item, ServiceGrant) else ServiceGrant(item) for item in self.services]
+        return grants
+
 
 class NamespaceGrant(pulumi.ComponentResource):
-    """An ambient client namespace and one ALLOW AuthorizationPolicy per granted database."""
+    """An ambient client namespace and one ALLOW AuthorizationPolicy per granted target."""
 
     namespace: pulumi.Output[str]
     policy_names: pulumi.Output[list[str]]
-    """The ALLOW policies, one per granted database, each beside its ServiceEntry."""
+    """The ALLOW policies, one per granted target, each beside its ServiceEntry."""
 
     def __init__(self, name: str, args: NamespaceGrantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -48,11 +80,18 @@ class NamespaceGrant(pulumi.ComponentResource):
             f"{name}-namespace", manifests.namespace(namespace_name, ambient=True), pulumi.ResourceOptions(parent=self)
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        accounts = [
+        accounts = dict.fromkeys([
+            *args.service_accounts,
+            *(account for grant in args.service_grants() for account in grant.service_accounts or ()),
+        ])
+        account_resources = [
             kubernetes_object(f"{name}-{account}", manifests.service_account(account, namespace_name), in_namespace)
-            for account in args.service_accounts
+            for account in accounts
         ]
-        policies = [self._grant(namespace_name, database, args) for database in args.databases]
+        by_target: dict[str, list[ServiceGrant]] = {}
+        for grant in args.service_grants():
+            by_target.setdefault(grant.target.service_name, []).append(grant)
+        policies = [self._allow(namespace_name, grants, args) for grants in by_target.values()]
         if args.deny_direct_egress_to:
             kubernetes_object(
                 f"{name}-deny-direct-database-egress",
@@ -64,10 +103,8 @@ class NamespaceGrant(pulumi.ComponentResource):
         if args.test_client:
             kubernetes_object(
                 f"{name}-client",
-                manifests.test_client_pod(
-                    namespace_name, service_account_name=args.service_accounts[0] if args.service_accounts else None
-                ),
-                pulumi.ResourceOptions(parent=self, depends_on=[namespace, *accounts]),
+                manifests.test_client_pod(namespace_name, service_account_name=next(iter(accounts), None)),
+                pulumi.ResourceOptions(parent=self, depends_on=[namespace, *account_resources]),
             )
 
         self.namespace = namespace.metadata.name
@@ -76,16 +113,22 @@ class NamespaceGrant(pulumi.ComponentResource):
         )
         self.register_outputs({"namespace": self.namespace, "policy_names": self.policy_names})
 
-    def _grant(self, namespace_name: str, database: ExternalDatabase, args: NamespaceGrantArgs):
+    def _allow(self, namespace_name: str, grants: list[ServiceGrant], args: NamespaceGrantArgs):
+        target = grants[0].target
+        rules = [
+            manifests.access_rule(
+                namespace_name, ports=grant.ports(), methods=grant.methods, paths=grant.paths,
+                service_accounts=grant.service_accounts if grant.service_accounts is not None else args.service_accounts,
+                trust_domain=args.trust_domain,
+            )
+            for grant in grants
+        ]
         # Reading the ServiceEntry's name and namespace makes the policy depend on it: created
         # after it, and deleted before it.
         return kubernetes_object(
-            manifests.grant_policy_name(database.database_name, namespace_name),
-            pulumi.Output.all(database.service_entry_name, database.service_entry_namespace, database.port).apply(
-                lambda values: manifests.grant_policy(
-                    values[0], values[1], source_namespace=namespace_name, port=int(values[2]),
-                    service_accounts=args.service_accounts, trust_domain=args.trust_domain,
-                )
+            manifests.grant_policy_name(target.service_name, namespace_name),
+            pulumi.Output.all(target.service_entry_name, target.service_entry_namespace).apply(
+                lambda values: manifests.grant_policy(values[0], values[1], source_namespace=namespace_name, rules=rules)
             ),
             pulumi.ResourceOptions(parent=self), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
         )

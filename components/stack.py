@@ -9,7 +9,8 @@ from ._kubernetes import kubernetes_object
 from .config import ConfigError, StackConfig, is_ipv4, parse_pulumi_config
 from .egress_gateway import EgressGateway, EgressGatewayArgs
 from .external_database import ExternalDatabase, ExternalDatabaseArgs
-from .namespace_grant import NamespaceGrant, NamespaceGrantArgs
+from .external_service import ExternalService, ExternalServiceArgs
+from .namespace_grant import NamespaceGrant, NamespaceGrantArgs, ServiceGrant
 
 TYPE_TOKEN = "ambient-egress:index:EgressAccessControl"
 
@@ -26,10 +27,12 @@ def load_pulumi_config(project: str | None = None) -> StackConfig:
 
 
 class EgressAccessControl(pulumi.ComponentResource):
-    """One egress gateway, one ExternalDatabase per database and one NamespaceGrant per grant."""
+    """One egress gateway, one ExternalDatabase per database, one ExternalService per service and
+    one NamespaceGrant per grant."""
 
     gateway: EgressGateway
     databases: dict[str, ExternalDatabase]
+    services: dict[str, ExternalService]
     grants: dict[str, NamespaceGrant]
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
@@ -62,15 +65,37 @@ class EgressAccessControl(pulumi.ComponentResource):
             )
             for database in config.databases
         }
+        self.services = {
+            service.name: ExternalService(
+                service.name,
+                ExternalServiceArgs(
+                    address=service.host,
+                    ports=service.ports,
+                    waypoint_name=self.gateway.waypoint_name,
+                    waypoint_namespace=self.gateway.namespace,
+                    pin_address=protection.service_entry_addresses,
+                    tls_origination=service.tls_origination,
+                    request_headers=dict(service.request_headers),
+                ),
+                child,
+            )
+            for service in config.services
+        }
         external_ips = [
-            database.address for database in config.databases
-            if database.address is not None and is_ipv4(database.address)
+            address for address in [database.address for database in config.databases]
+            + [service.host for service in config.services]
+            if address is not None and is_ipv4(address)
         ]
         self.grants = {
             grant.namespace: NamespaceGrant(
                 grant.namespace,
                 NamespaceGrantArgs(
                     databases=[self.databases[name] for name in grant.databases],
+                    services=[
+                        ServiceGrant(self.services[access.target], methods=access.methods, paths=access.paths,
+                                     service_accounts=access.service_accounts)
+                        for access in grant.services
+                    ],
                     service_accounts=grant.service_accounts,
                     trust_domain=config.trust_domain,
                     test_client=config.test_clients,

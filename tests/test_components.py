@@ -38,7 +38,7 @@ def test_components_register_under_their_package_type_tokens(composed):
     program, _ = composed
     component_types = sorted({r.type for r in program.resources if not r.is_kubernetes and not r.type.startswith("random:")})
     assert component_types == ["ambient-egress:index:EgressGateway", "ambient-egress:index:ExternalDatabase",
-                               "ambient-egress:index:NamespaceGrant"]
+                               "ambient-egress:index:ExternalService", "ambient-egress:index:NamespaceGrant"]
 
 
 def test_component_outputs_resolve_to_the_names_and_hosts_they_describe(composed):

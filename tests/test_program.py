@@ -143,6 +143,7 @@ def test_exports_hosts_ports_egress_waypoint_and_the_intended_matrix(dev):
         "waypoint": "waypoint",
         "databases": {"postgres-1": {"host": "203.0.113.10.nip.io", "port": 5432},
                       "postgres-2": {"host": "203.0.113.11.nip.io", "port": 5432}},
+        "services": {},
         "accessMatrix": {"rds-demo-1": {"postgres-1": "ALLOW", "postgres-2": "DENY"},
                          "rds-demo-2": {"postgres-1": "DENY", "postgres-2": "ALLOW"}},
     }

@@ -44,9 +44,17 @@ EVERY_OPTION_CONFIG = {
         {"name": "billing", "address": "billing.db.example.com"},
         {"name": "stand-in", "port": 15432},
     ],
+    "services": [
+        {"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}],
+         "tlsOrigination": True, "requestHeaders": {"x-egress": "audited"},
+         "sampleRequests": [{"method": "GET", "path": "/get"}]},
+        {"name": "queue", "host": "192.0.2.5", "ports": [{"number": 5671, "protocol": "TLS", "name": "amqps"}]},
+    ],
     "grants": [
-        {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["app"]},
-        {"namespace": "reports", "databases": ["orders", "stand-in"]},
+        {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["app"],
+         "services": ["queue", {"name": "httpbin", "methods": ["GET"], "paths": ["/get", "/anything/*"]}]},
+        {"namespace": "reports", "databases": ["orders", "stand-in"],
+         "services": [{"name": "httpbin", "serviceAccounts": ["admin"]}]},
     ],
     "testClients": True,
     "bypassProtection": {"serviceEntryAddresses": True, "databaseIngressPolicy": True, "clientEgressPolicy": True},
@@ -104,14 +112,16 @@ WAYPOINT = manifests.Waypoint(name="waypoint", namespace="istio-egress")
 
 def _service_entry(**spec_changes: Any) -> dict[str, Any]:
     manifest = manifests.service_entry(
-        "postgres-1", "istio-egress", address="203.0.113.10", port=5432, waypoint=WAYPOINT, pin_address=True
+        "postgres-1", "istio-egress", address="203.0.113.10", ports=[manifests.postgres_port(5432)],
+        waypoint=WAYPOINT, pin_address=True,
     )
     manifest["spec"].update(spec_changes)
     return manifest
 
 
 def _grant_policy(**spec_changes: Any) -> dict[str, Any]:
-    manifest = manifests.grant_policy("postgres-1", "istio-egress", source_namespace="rds-demo-1", port=5432)
+    manifest = manifests.grant_policy("postgres-1", "istio-egress", source_namespace="rds-demo-1",
+                                      rules=[manifests.access_rule("rds-demo-1", ports=[5432])])
     manifest["spec"].update(spec_changes)
     return manifest
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from components.config import ALLOW, DENY, load_stack_file, parse_config
-from components.manifests import Waypoint, service_entry
+from components.manifests import Waypoint, postgres_port, service_entry
 from tools import verify
 from tools.verify import CompletedRun, Outcome, Result
 
@@ -85,7 +85,7 @@ def pg_isready(database: str, exit_code: int) -> CompletedRun:
 
 
 def service_entry_run(database: str) -> CompletedRun:
-    manifest = service_entry(database, "istio-egress", address=ADDRESSES[database], port=5432,
+    manifest = service_entry(database, "istio-egress", address=ADDRESSES[database], ports=[postgres_port(5432)],
                              waypoint=Waypoint("waypoint", "istio-egress"), pin_address=True)
     return CompletedRun(0, json.dumps(manifest))
 

@@ -13,13 +13,17 @@ import ipaddress
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from analysis import AccessMatrix, MeshIndex, access_matrix, analyze, load_manifests, render_findings, render_mermaid, render_table
-from components.config import ConfigError, StackConfig, is_ipv4, parse_config, stack_file_values
+from analysis import (
+    AccessMatrix, MeshIndex, ObjectRef, Request, access_matrix, analyze, evaluate, load_manifests, render_findings,
+    render_mermaid, render_table,
+)
+from components.config import LIMITED, ConfigError, StackConfig, is_ipv4, parse_config, stack_file_values
 from tools.mock_engine import ROOT, RecordingMocks, run_program
 
 # Stand-in LoadBalancer addresses come from TEST-NET-3 (RFC 5737): documentation-only, never routed.
@@ -35,6 +39,7 @@ APPLY_ORDER = (
     ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
     ("40-service-entries.yaml", ("ServiceEntry",)),
     ("50-grant-policies.yaml", ("AuthorizationPolicy",)),
+    ("55-traffic-rules.yaml", ("DestinationRule", "HTTPRoute")),
     ("60-network-policies.yaml", ("NetworkPolicy",)),
     ("70-workloads.yaml", ("Deployment", "Service", "Pod")),
 )
@@ -77,10 +82,15 @@ def write_manifests(manifests: Sequence[Mapping[str, Any]], directory: Path) -> 
 
 
 def declared_mismatches(matrix: AccessMatrix, config: StackConfig) -> list[str]:
-    """Cells where the manifests' verdict differs from what the grants declare."""
+    """Cells where the manifests' verdict differs from what the grants declare.
+
+    LIMITED cells depend on the request, so the sample requests check them instead.
+    """
     mismatches = []
     for namespace, row in config.access_matrix().items():
         for database, declared in row.items():
+            if declared == LIMITED:
+                continue
             destination = f"{config.egress_namespace}/{database}"
             cell = matrix.cells.get((namespace, destination))
             computed = cell.decision.value if cell else "MISSING"
@@ -88,6 +98,49 @@ def declared_mismatches(matrix: AccessMatrix, config: StackConfig) -> list[str]:
                 reason = f" ({cell.reason})" if cell else ""
                 mismatches.append(f"{namespace} -> {database}: declared {declared}, manifests give {computed}{reason}")
     return mismatches
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    client: str
+    service: str
+    method: str
+    path: str
+    declared: str
+    computed: str
+    reason: str
+
+    @property
+    def matches(self) -> bool:
+        return self.declared == self.computed
+
+
+def sample_checks(index: MeshIndex, config: StackConfig) -> list[SampleCheck]:
+    """Every declared client against every sample request of every HTTP service."""
+    checks = []
+    for service in config.services:
+        port = service.http_ports[0].number if service.http_ports else None
+        for client in config.access_matrix():
+            namespace, _, account = client.partition("/sa/")
+            for sample in service.sample_requests:
+                request = Request(namespace, ObjectRef(config.egress_namespace, service.name), port,
+                                  service_account=account or "default", trust_domain=config.trust_domain,
+                                  method=sample.method, path=sample.path)
+                verdict = evaluate(index, request)
+                checks.append(SampleCheck(client, service.name, sample.method, sample.path,
+                                          config.request_verdict(client, service.name, sample.method, sample.path),
+                                          verdict.decision.value, verdict.reason))
+    return checks
+
+
+def render_sample_checks(checks: Sequence[SampleCheck]) -> str:
+    rows = [("client", "request", "declared", "manifests")] + [
+        (check.client, f"{check.method} {check.service}{check.path}", check.declared,
+         check.computed if check.matches else f"{check.computed}  <-- differs: {check.reason}")
+        for check in checks
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]).rstrip() for row in rows)
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -136,13 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     findings = analyze(index)
     matrix = access_matrix(index)
     mismatches = declared_mismatches(matrix, config)
+    samples = sample_checks(index, config)
+    mismatches += [f"{c.client} {c.method} {c.service}{c.path}: declared {c.declared}, manifests give {c.computed} ({c.reason})"
+                   for c in samples if not c.matches]
     # Beside the manifests but not YAML, so `kubectl apply -f` and the analysis skip them.
     (out / "access-matrix.json").write_text(matrix.to_json() + "\n")
     (out / "access-matrix.mmd").write_text(render_mermaid(matrix) + "\n")
     (out / "findings.txt").write_text(render_findings(findings) + "\n")
 
     placeholders = {name: lb.get("ip") or lb["hostname"] for name, lb in load_balancers.items() if name not in overrides}
-    print(f"Stack {args.stack}: {len(program.manifests())} objects in {len(files)} files under {out}")
+    print(f"{stack_file.name}: {len(program.manifests())} objects in {len(files)} files under {out}")
     if placeholders:
         listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
         print(f"PLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}")
@@ -153,6 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_mermaid(matrix))
     else:
         print(render_table(matrix))
+    if samples:
+        print("\nHTTP sample requests:")
+        print(render_sample_checks(samples))
+    unchecked = sorted({target for row in config.access_matrix().values() for target, cell in row.items() if cell == LIMITED}
+                       - {service.name for service in config.services if service.sample_requests})
+    if unchecked:
+        print(f"\nNote: method- or path-limited grants of {', '.join(unchecked)} are not checked: declare sampleRequests")
     print()
     print(render_findings(findings) or "No findings.")
     if mismatches:

@@ -1,0 +1,140 @@
+"""Reading Kubernetes manifests and indexing them for lookups by kind, namespace and name."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Manifest = Mapping[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class Kind:
+    # The API group is part of the identity: Istio and the Gateway API both define a `Gateway`.
+    group: str
+    kind: str
+
+
+NAMESPACE = Kind("", "Namespace")
+SERVICE = Kind("", "Service")
+DEPLOYMENT = Kind("apps", "Deployment")
+STATEFUL_SET = Kind("apps", "StatefulSet")
+GATEWAY = Kind("gateway.networking.k8s.io", "Gateway")
+SERVICE_ENTRY = Kind("networking.istio.io", "ServiceEntry")
+AUTHORIZATION_POLICY = Kind("security.istio.io", "AuthorizationPolicy")
+NETWORK_POLICY = Kind("networking.k8s.io", "NetworkPolicy")
+
+_CLUSTER_SCOPED = {NAMESPACE}
+_MANIFEST_SUFFIXES = {".yaml", ".yml"}
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """A namespaced object's address; cluster-scoped objects have an empty namespace."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: Kind
+    ref: ObjectRef
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
+
+    @property
+    def namespace(self) -> str:
+        return self.ref.namespace
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    def __str__(self) -> str:
+        return f"{self.kind.kind} {self.ref}"
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Resource:
+        api_version = manifest.get("apiVersion", "")
+        group = api_version.rpartition("/")[0]
+        kind = Kind(group, manifest.get("kind", ""))
+        metadata = manifest.get("metadata") or {}
+        # `kubectl apply` without `-n` puts a namespaced object in `default`.
+        namespace = "" if kind in _CLUSTER_SCOPED else metadata.get("namespace") or "default"
+        return cls(
+            kind=kind,
+            ref=ObjectRef(namespace, metadata.get("name", "")),
+            labels=metadata.get("labels") or {},
+            spec=manifest.get("spec") or {},
+        )
+
+
+class MeshIndex:
+    """Every resource of a manifest set, by kind and address; later duplicates replace earlier ones."""
+
+    def __init__(self, manifests: Iterable[Manifest]) -> None:
+        by_kind: dict[Kind, dict[ObjectRef, Resource]] = defaultdict(dict)
+        for manifest in manifests:
+            resource = Resource.from_manifest(manifest)
+            by_kind[resource.kind][resource.ref] = resource
+        self._by_kind = {kind: dict(sorted(resources.items())) for kind, resources in by_kind.items()}
+
+    def get(self, kind: Kind, ref: ObjectRef) -> Resource | None:
+        return self._by_kind.get(kind, {}).get(ref)
+
+    def all(self, kind: Kind) -> tuple[Resource, ...]:
+        """Sorted by namespace, then name."""
+        return tuple(self._by_kind.get(kind, {}).values())
+
+    def named(self, kind: Kind, name: str) -> tuple[Resource, ...]:
+        """Every namespace's object of that name."""
+        return tuple(resource for resource in self.all(kind) if resource.name == name)
+
+    def namespace(self, name: str) -> Resource | None:
+        return self.get(NAMESPACE, ObjectRef("", name))
+
+
+Mesh = MeshIndex | Iterable[Manifest]
+
+
+def as_index(mesh: Mesh) -> MeshIndex:
+    """Lets the public entry points take either parsed manifests or an index built once."""
+    return mesh if isinstance(mesh, MeshIndex) else MeshIndex(mesh)
+
+
+def load_manifests(path: str | Path) -> list[dict[str, Any]]:
+    """Every object in a YAML file, or in all *.yaml/*.yml files under a directory, in path order."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(file for file in root.rglob("*") if file.suffix in _MANIFEST_SUFFIXES and file.is_file())
+    else:
+        files = [root]
+    return [manifest for file in files for manifest in _read_file(file)]
+
+
+def _read_file(file: Path) -> Iterator[dict[str, Any]]:
+    with file.open(encoding="utf-8") as stream:
+        for document in yaml.safe_load_all(stream):
+            if document is None:
+                continue
+            if not isinstance(document, dict):
+                raise ValueError(f"{file}: expected a Kubernetes object, got {type(document).__name__}")
+            yield from _expand_lists(document)
+
+
+def _expand_lists(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    # `kubectl get -o yaml` wraps objects in `kind: List` (or `<Kind>List`); analyse the items.
+    if document.get("kind", "").endswith("List") and "items" in document:
+        for item in document["items"] or []:
+            yield from _expand_lists(item)
+    else:
+        yield document

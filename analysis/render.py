@@ -1,0 +1,77 @@
+"""Findings and access matrices as text for a terminal, or as Mermaid for a GitHub pull request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .authz import Decision
+from .findings import Finding
+from .matrix import AccessMatrix
+
+# Mermaid arrows: ALLOW solid, DENY dotted, OPEN and BYPASS thick because they are the ones to
+# notice, in different colours: OPEN means nothing enforces, BYPASS that a route goes around it.
+_ARROWS = {
+    Decision.ALLOW: "-- ALLOW -->",
+    Decision.DENY: "-. DENY .->",
+    Decision.OPEN: "== OPEN ==>",
+    Decision.BYPASS: "== BYPASS ==>",
+}
+_EDGE_COLOURS = {
+    Decision.ALLOW: "#2da44e",
+    Decision.DENY: "#8c959f",
+    Decision.OPEN: "#d1242f",
+    Decision.BYPASS: "#8250df",
+}
+
+
+def render_findings(findings: Iterable[Finding]) -> str:
+    return "\n".join(str(finding) for finding in findings)
+
+
+def render_table(matrix: AccessMatrix) -> str:
+    """One row per client and one column per destination, then the reason behind every cell."""
+    header = ["client", *(destination.label for destination in matrix.destinations)]
+    rows = [
+        [client, *(matrix.verdict(client, d.label).decision.value for d in matrix.destinations)]
+        for client in matrix.clients
+    ]
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)]
+    reasons = [
+        f"{client} -> {destination.label}: {verdict.decision.value} ({verdict.reason})"
+        for client, destination, verdict in matrix.entries()
+    ]
+    return "\n".join([*lines, "", *reasons]) if reasons else "\n".join(lines)
+
+
+def render_mermaid(matrix: AccessMatrix) -> str:
+    """`flowchart LR`: client namespaces on the left, ServiceEntry ports (cylinders) on the right."""
+    client_ids = _node_ids("ns", matrix.clients)
+    destination_ids = _node_ids("se", [d.label for d in matrix.destinations])
+    lines = ["flowchart LR"]
+    lines += [f'  {client_ids[client]}["{client}"]' for client in matrix.clients]
+    lines += [f'  {destination_ids[d.label]}[("{d.label}")]' for d in matrix.destinations]
+    edges_by_decision: dict[Decision, list[str]] = {decision: [] for decision in Decision}
+    for edge, (client, destination, verdict) in enumerate(matrix.entries()):
+        lines.append(f"  {client_ids[client]} {_ARROWS[verdict.decision]} {destination_ids[destination.label]}")
+        edges_by_decision[verdict.decision].append(str(edge))
+    lines += [
+        f"  linkStyle {','.join(edges)} stroke:{_EDGE_COLOURS[decision]}"
+        for decision, edges in edges_by_decision.items()
+        if edges
+    ]
+    return "\n".join(lines)
+
+
+def _node_ids(prefix: str, labels: Iterable[str]) -> dict[str, str]:
+    """Mermaid-safe ids (`rds-demo-1` -> `ns_rds_demo_1`), kept distinct when two labels sanitise alike."""
+    ids: dict[str, str] = {}
+    for label in labels:
+        base = f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', label)}"
+        node_id, suffix = base, 1
+        while node_id in ids.values():
+            suffix += 1
+            node_id = f"{base}_{suffix}"
+        ids[label] = node_id
+    return ids

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import re
+
+from analysis import AccessMatrix, access_matrix, analyze, render_findings, render_mermaid, render_table
+
+EDGE = re.compile(
+    r"^  (?P<client>\w+) (?P<arrow>-- ALLOW -->|-\. DENY \.->|== OPEN ==>|== BYPASS ==>) (?P<destination>\w+)$"
+)
+
+
+def test_mermaid_starts_with_a_left_to_right_flowchart(k8s):
+    assert render_mermaid(access_matrix(k8s.seed())).splitlines()[0] == "flowchart LR"
+
+
+def test_mermaid_draws_one_edge_per_cell_labelled_with_its_verdict(k8s):
+    matrix = access_matrix(k8s.seed(), clients=["db", "rds-demo-1", "rds-demo-2"])
+    edges = [edge for edge in map(EDGE.match, render_mermaid(matrix).splitlines()) if edge]
+    assert len(edges) == len(matrix.clients) * len(matrix.destinations)
+    arrows = {(edge["client"], edge["destination"]): edge["arrow"] for edge in edges}
+    assert arrows[("ns_rds_demo_1", "se_istio_egress_postgres_1")] == "-- ALLOW -->"
+    assert arrows[("ns_rds_demo_1", "se_istio_egress_postgres_2")] == "-. DENY .->"
+    assert arrows[("ns_db", "se_istio_egress_postgres_1")] == "== OPEN ==>"
+
+
+def test_mermaid_node_ids_are_sanitised_and_distinct():
+    matrix = AccessMatrix(clients=("a-b", "a.b"), destinations=(), cells={})
+    lines = render_mermaid(matrix).splitlines()
+    assert lines[1:] == ['  ns_a_b["a-b"]', '  ns_a_b_2["a.b"]']
+
+
+def test_table_has_a_header_row_and_one_row_per_client(k8s):
+    lines = render_table(access_matrix(k8s.seed())).splitlines()
+    assert lines[0].split() == ["client", "istio-egress/postgres-1", "istio-egress/postgres-2"]
+    assert lines[1].split() == ["rds-demo-1", "ALLOW", "DENY"]
+    assert lines[2].split() == ["rds-demo-2", "DENY", "ALLOW"]
+
+
+def test_table_explains_every_cell(k8s):
+    text = render_table(access_matrix(k8s.seed()))
+    expected = "rds-demo-1 -> istio-egress/postgres-1: ALLOW (allowed by istio-egress/allow-postgres-1-from-rds-demo-1)"
+    assert expected in text.splitlines()
+
+
+def test_findings_render_one_per_line(k8s):
+    manifests = [*k8s.seed(), k8s.service_entry("postgres-3", waypoint=None)]
+    lines = render_findings(analyze(manifests)).splitlines()
+    assert [line.split()[1] for line in lines] == ["[EGW0201]", "[EGW0203]"]
+
+
+def test_mermaid_draws_bypass_as_its_own_thick_arrow_and_colour(k8s):
+    lines = render_mermaid(access_matrix(k8s.seed(protected=False))).splitlines()
+    assert "  ns_rds_demo_1 == BYPASS ==> se_istio_egress_postgres_2" in lines
+    assert "  linkStyle 1,2 stroke:#8250df" in lines
+
+
+def test_table_shows_bypass_cells_and_the_routes_behind_them(k8s):
+    lines = render_table(access_matrix(k8s.seed(protected=False))).splitlines()
+    assert lines[1].split() == ["rds-demo-1", "ALLOW", "BYPASS"]
+    assert any(
+        line.startswith("rds-demo-1 -> istio-egress/postgres-2: BYPASS (")
+        and line.endswith("reachable around the waypoint via raw IP 10.0.0.2, in-cluster db/postgres-2)")
+        for line in lines
+    )

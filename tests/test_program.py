@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from components import manifests
-from tools.mock_engine import MOCK_PASSWORD, is_secret, resolved
+from tools.mock_engine import MOCK_PASSWORD, SECRET_SIGNATURE, SECRET_SIGNATURE_KEY, is_secret, resolved
 
 from .program import dev_config, objects, run
 
@@ -236,3 +237,27 @@ def test_every_child_resource_has_its_component_as_parent(dev):
         qualified_type = urn.split("::")[2]
         if not qualified_type.split("$")[-1].startswith("ambient-egress:"):
             assert qualified_type.split("$")[0].startswith("ambient-egress:index:"), urn
+
+
+def _plain_occurrences(value, needle: str) -> int:
+    """How often `needle` appears outside a Pulumi secret in a registered resource's inputs."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE:
+            return 0
+        return sum(_plain_occurrences(item, needle) for item in value.values())
+    if isinstance(value, list):
+        return sum(_plain_occurrences(item, needle) for item in value)
+    return int(isinstance(value, str) and needle in value)
+
+
+def test_password_reaches_the_engine_only_as_a_secret(dev):
+    assert sum(_plain_occurrences(resource.inputs, MOCK_PASSWORD) for resource in dev.resources) == 0
+    secret_inputs = [r.inputs["stringData"] for r in dev.of_type("kubernetes:core/v1:Secret")]
+    assert all(inputs[SECRET_SIGNATURE_KEY] == SECRET_SIGNATURE for inputs in secret_inputs)
+
+
+def test_password_never_appears_in_the_programs_logs(caplog):
+    with caplog.at_level(logging.DEBUG):
+        run()
+    assert caplog.records, "the run logged nothing, so this test would prove nothing"
+    assert not any(MOCK_PASSWORD in record.getMessage() for record in caplog.records)

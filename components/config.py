@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 import json
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,8 +32,9 @@ DENY = "DENY"
 LIMITED = "LIMITED"
 """Some requests only: an HTTP grant narrowed by methods or paths."""
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Used with fullmatch: `$` would let a trailing newline through.
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _MAX_LABEL = 63
 _MAX_DNS_NAME = 253
 # Kubernetes namespaces every cluster owns: granting one of them would enrol system workloads.
@@ -255,8 +257,19 @@ class _Problems:
         self.found.append(f"{key}: {message}")
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
 def _shown(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=True) if not isinstance(value, str) else repr(value)
+    """A value as the user wrote it, cut short; safe on any YAML (dates, anchors, deep nesting)."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, default=str, ensure_ascii=True)
+        except (TypeError, ValueError, RecursionError):
+            text = _SHOWN.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -266,7 +279,7 @@ def _type_name(value: Any) -> str:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
     return f'; did you mean "{close[0]}"?' if close else ""
 
 
@@ -284,7 +297,7 @@ def _label(problems: _Problems, key: str, value: Any, *, why: str = "it names a 
     text = _string(problems, key, value)
     if text is None:
         return None
-    if len(text) > _MAX_LABEL or not _DNS1123_LABEL.match(text):
+    if len(text) > _MAX_LABEL or not _DNS1123_LABEL.fullmatch(text):
         problems.add(
             key,
             f"must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and "
@@ -296,7 +309,7 @@ def _label(problems: _Problems, key: str, value: Any, *, why: str = "it names a 
 
 def _service_name(problems: _Problems, key: str, value: Any) -> str | None:
     text = _label(problems, key, value)
-    if text is not None and not _DNS1035_LABEL.match(text):
+    if text is not None and not _DNS1035_LABEL.fullmatch(text):
         problems.add(key, f"must start with a letter because it names a Kubernetes Service (got {_shown(text)})")
         return None
     return text
@@ -316,7 +329,7 @@ def _boolean(problems: _Problems, key: str, value: Any) -> bool | None:
     # Pulumi hands scalar config to programs as strings, so "true"/"false" are booleans too.
     if isinstance(value, bool):
         return value
-    if value in ("true", "false"):
+    if isinstance(value, str) and value in ("true", "false"):
         return value == "true"
     problems.add(key, f"must be true or false (got {_type_name(value)} {_shown(value)})")
     return None
@@ -343,10 +356,7 @@ def _address(problems: _Problems, key: str, value: Any) -> str | None:
     if ":" in text:
         problems.add(key, f"must be an IPv4 address or a DNS name; IPv6 is not supported (got {_shown(text)})")
         return None
-    if (
-        len(text) > _MAX_DNS_NAME
-        or not all(len(label) <= _MAX_LABEL and _DNS1123_LABEL.match(label) for label in labels)
-    ):
+    if len(text) > _MAX_DNS_NAME or not all(len(label) <= _MAX_LABEL and _DNS1123_LABEL.fullmatch(label) for label in labels):
         problems.add(
             key,
             "must be an IPv4 address or a DNS name of lowercase letters, digits, '-' and '.' "
@@ -354,48 +364,6 @@ def _address(problems: _Problems, key: str, value: Any) -> str | None:
         )
         return None
     return text
-
-
-def _mapping(problems: _Problems, key: str, value: Any, known: Iterable[str], required: Iterable[str] = ()) -> dict | None:
-    if not isinstance(value, dict):
-        problems.add(key, f"must be a map (got {_type_name(value)} {_shown(value)})")
-        return None
-    known = tuple(known)
-    for name in value:
-        if name not in known:
-            problems.add(f"{key}.{name}" if isinstance(name, str) else key,
-                         f"unknown field{_did_you_mean(str(name), known)} (known fields: {', '.join(known)})")
-    for name in required:
-        if name not in value:
-            problems.add(f"{key}.{name}", "is required")
-    return value
-
-
-def _list(problems: _Problems, key: str, value: Any, *, allow_empty: bool = True) -> list | None:
-    if not isinstance(value, list):
-        problems.add(key, f"must be a list (got {_type_name(value)} {_shown(value)})")
-        return None
-    if not value and not allow_empty:
-        problems.add(key, "must not be empty; list at least one entry or remove the whole entry")
-        return None
-    return value
-
-
-def _unique(problems: _Problems, key: str, names: list[tuple[str, str]], what: str) -> None:
-    seen: dict[str, str] = {}
-    for item_key, name in names:
-        if name in seen:
-            problems.add(item_key, f"duplicate {what} {_shown(name)} (first at {seen[name]}); each must appear once")
-        else:
-            seen[name] = item_key
-
-
-def _items(problems: _Problems, key: str, value: Any, parse_item: Callable[[str, Any], Any], **kwargs: Any) -> list:
-    entries = _list(problems, key, value, **kwargs)
-    if entries is None:
-        return []
-    parsed = (parse_item(f"{key}[{index}]", entry) for index, entry in enumerate(entries))
-    return [item for item in parsed if item is not None]
 
 
 def _choice(problems: _Problems, key: str, value: Any, choices: tuple[str, ...]) -> str | None:
@@ -420,7 +388,7 @@ def _request_path(problems: _Problems, key: str, value: Any) -> str | None:
     return text
 
 
-_HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def _headers(problems: _Problems, key: str, value: Any) -> tuple[tuple[str, str], ...] | None:
@@ -429,11 +397,61 @@ def _headers(problems: _Problems, key: str, value: Any) -> tuple[tuple[str, str]
         return None
     headers = []
     for name, text in value.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name) or len(name) > 256:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name) or len(name) > 256:
             problems.add(f"{key}.{name}", "header names must be lowercase letters, digits and '-'")
         elif _string(problems, f"{key}.{name}", text) is not None:
             headers.append((name, text))
     return tuple(headers) if len(headers) == len(value) else None
+
+
+def _mapping(problems: _Problems, key: str, value: Any, known: Iterable[str], required: Iterable[str] = ()) -> dict | None:
+    """A map with only `known` fields; None when it is no map or lacks a `required` field."""
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a map (got {_type_name(value)} {_shown(value)})")
+        return None
+    known = tuple(known)
+    for name in value:
+        if name not in known:
+            problems.add(f"{key}.{name}", f"unknown field{_did_you_mean(str(name), known)} (known fields: {', '.join(known)})")
+    missing = [name for name in required if name not in value]
+    for name in missing:
+        problems.add(f"{key}.{name}", "is required")
+    return None if missing else value
+
+
+Keyed = list[tuple[str, Any]]
+"""Parsed list items, each with the key it came from, so later checks point at the right index."""
+
+
+def _items(problems: _Problems, key: str, value: Any, parse_item: Callable[[str, Any], Any], *,
+           allow_empty: bool = True) -> Keyed | None:
+    """Every valid item of a list with its key; None when `value` is no list (or empty and must not be)."""
+    if not isinstance(value, list):
+        problems.add(key, f"must be a list (got {_type_name(value)} {_shown(value)})")
+        return None
+    if not value and not allow_empty:
+        problems.add(key, "must not be empty; list at least one entry or remove the whole entry")
+        return None
+    parsed = ((f"{key}[{index}]", parse_item(f"{key}[{index}]", entry)) for index, entry in enumerate(value))
+    return [(item_key, item) for item_key, item in parsed if item is not None]
+
+
+def _all_items(problems: _Problems, key: str, value: Any, parse_item: Callable[[str, Any], Any], *,
+               allow_empty: bool = True) -> list | None:
+    """The items of a list that must be valid as a whole: None unless every item is."""
+    items = _items(problems, key, value, parse_item, allow_empty=allow_empty)
+    if items is None or len(items) != len(value):
+        return None
+    return [item for _, item in items]
+
+
+def _unique(problems: _Problems, keyed_names: Keyed, what: str) -> None:
+    seen: dict[str, str] = {}
+    for item_key, name in keyed_names:
+        if name in seen:
+            problems.add(item_key, f"duplicate {what} {_shown(name)} (first at {seen[name]}); each must appear once")
+        else:
+            seen[name] = item_key
 
 
 _DATABASE_FIELDS = ("name", "port", "address")
@@ -451,68 +469,41 @@ _TOP_LEVEL_KEYS = (
 _STRUCTURED_KEYS = frozenset({"databases", "services", "grants", "bypassProtection"})
 
 
+def _declared_names(entries: Any) -> set[str]:
+    """Names a list declares, valid or not, so a grant of a broken entry is not called undeclared."""
+    if not isinstance(entries, list):
+        return set()
+    return {entry["name"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("name"), str)}
+
+
 class _Parser:
     def __init__(self, project: str) -> None:
         self.project = project
         self.problems = _Problems()
+        self.declared_databases: set[str] = set()
+        self.declared_services: set[str] = set()
+        self.services: dict[str, Service] = {}
+        self.reserved_namespaces: dict[str, str] = {}
 
     def key(self, name: str) -> str:
         return f"{self.project}:{name}"
+
+    # --- databases and services ---------------------------------------------------------------
 
     def database(self, key: str, value: Any) -> Database | None:
         entry = _mapping(self.problems, key, value, _DATABASE_FIELDS, required=("name",))
         if entry is None:
             return None
-        name = _service_name(self.problems, f"{key}.name", entry.get("name")) if "name" in entry else None
+        name = _service_name(self.problems, f"{key}.name", entry["name"])
         port = _port(self.problems, f"{key}.port", entry["port"]) if "port" in entry else DEFAULT_DATABASE_PORT
         address = _address(self.problems, f"{key}.address", entry["address"]) if "address" in entry else None
         if name is None or port is None or ("address" in entry and address is None):
             return None
         return Database(name=name, port=port, address=address)
 
-    def service_accounts(self, key: str, value: Any) -> tuple[str, ...] | None:
-        accounts = _items(self.problems, key, value,
-                          lambda k, v: _label(self.problems, k, v, why="it names a service account"), allow_empty=False)
-        _unique(self.problems, key, [(f"{key}[{i}]", a) for i, a in enumerate(accounts)], "service account")
-        return tuple(accounts) if accounts else None
-
-    def access(self, key: str, value: Any) -> Access | None:
-        if isinstance(value, str):
-            return Access(value)
-        entry = _mapping(self.problems, key, value, _ACCESS_FIELDS, required=("name",))
-        if entry is None or "name" not in entry:
-            return None
-        name = _string(self.problems, f"{key}.name", entry["name"])
-        methods = _items(self.problems, f"{key}.methods", entry["methods"],
-                         lambda k, v: _choice(self.problems, k, v, HTTP_METHODS), allow_empty=False) if "methods" in entry else []
-        paths = _items(self.problems, f"{key}.paths", entry["paths"],
-                       lambda k, v: _request_path(self.problems, k, v), allow_empty=False) if "paths" in entry else []
-        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else None
-        if name is None or len(methods) != len(entry.get("methods", [])) or len(paths) != len(entry.get("paths", [])):
-            return None
-        if "serviceAccounts" in entry and accounts is None:
-            return None
-        return Access(name, methods=tuple(methods), paths=tuple(paths), service_accounts=accounts)
-
-    def grant(self, key: str, value: Any) -> Grant | None:
-        entry = _mapping(self.problems, key, value, _GRANT_FIELDS, required=("namespace",))
-        if entry is None:
-            return None
-        if "databases" not in entry and "services" not in entry:
-            self.problems.add(f"{key}.databases", "is required: list the databases (or services) this namespace may reach")
-        namespace = _label(self.problems, f"{key}.namespace", entry["namespace"], why="it names a namespace") if "namespace" in entry else None
-        databases = _items(self.problems, f"{key}.databases", entry["databases"],
-                           lambda k, v: _string(self.problems, k, v), allow_empty=False) if "databases" in entry else []
-        services = _items(self.problems, f"{key}.services", entry["services"], self.access, allow_empty=False) if "services" in entry else []
-        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else ()
-        if namespace is None or not (databases or services) or accounts is None:
-            return None
-        _unique(self.problems, f"{key}.databases", [(f"{key}.databases[{i}]", d) for i, d in enumerate(databases)], "database")
-        return Grant(namespace=namespace, databases=tuple(databases), service_accounts=accounts, services=tuple(services))
-
     def service_port(self, key: str, value: Any) -> ServicePort | None:
         entry = _mapping(self.problems, key, value, _PORT_FIELDS, required=("number",))
-        if entry is None or "number" not in entry:
+        if entry is None:
             return None
         number = _port(self.problems, f"{key}.number", entry["number"])
         protocol = _choice(self.problems, f"{key}.protocol", entry["protocol"], PROTOCOLS) if "protocol" in entry else "TCP"
@@ -523,7 +514,7 @@ class _Parser:
 
     def sample_request(self, key: str, value: Any) -> SampleRequest | None:
         entry = _mapping(self.problems, key, value, _SAMPLE_FIELDS, required=_SAMPLE_FIELDS)
-        if entry is None or not all(field in entry for field in _SAMPLE_FIELDS):
+        if entry is None:
             return None
         method = _choice(self.problems, f"{key}.method", entry["method"], HTTP_METHODS)
         path = _request_path(self.problems, f"{key}.path", entry["path"])
@@ -536,18 +527,19 @@ class _Parser:
 
     def service(self, key: str, value: Any) -> Service | None:
         entry = _mapping(self.problems, key, value, _SERVICE_FIELDS, required=("name", "host", "ports"))
-        if entry is None or not all(field in entry for field in ("name", "host", "ports")):
+        if entry is None:
             return None
         name = _service_name(self.problems, f"{key}.name", entry["name"])
         host = _address(self.problems, f"{key}.host", entry["host"])
-        ports = _items(self.problems, f"{key}.ports", entry["ports"], self.service_port, allow_empty=False)
-        _unique(self.problems, f"{key}.ports", [(f"{key}.ports[{i}].number", str(p.number)) for i, p in enumerate(ports)], "port")
-        _unique(self.problems, f"{key}.ports", [(f"{key}.ports[{i}].name", p.port_name) for i, p in enumerate(ports)], "port name")
+        ports = _all_items(self.problems, f"{key}.ports", entry["ports"], self.service_port, allow_empty=False)
         tls = _boolean(self.problems, f"{key}.tlsOrigination", entry["tlsOrigination"]) if "tlsOrigination" in entry else False
         headers = _headers(self.problems, f"{key}.requestHeaders", entry["requestHeaders"]) if "requestHeaders" in entry else ()
-        samples = _items(self.problems, f"{key}.sampleRequests", entry["sampleRequests"], self.sample_request) if "sampleRequests" in entry else []
-        if name is None or host is None or not ports or tls is None or headers is None:
+        samples = (_all_items(self.problems, f"{key}.sampleRequests", entry["sampleRequests"], self.sample_request)
+                   if "sampleRequests" in entry else [])
+        if name is None or host is None or ports is None or tls is None or headers is None or samples is None:
             return None
+        _unique(self.problems, [(f"{key}.ports[{i}].number", p.number) for i, p in enumerate(ports)], "port")
+        _unique(self.problems, [(f"{key}.ports[{i}].name", p.name) for i, p in enumerate(ports) if p.name], "port name")
         service = Service(name=name, host=host, ports=tuple(ports), tls_origination=tls,
                           request_headers=headers, sample_requests=tuple(samples))
         http_ports = len(service.http_ports)
@@ -559,6 +551,81 @@ class _Parser:
         if samples and not http_ports:
             self.problems.add(f"{key}.sampleRequests", "needs an HTTP port: requests are only visible on HTTP")
         return service
+
+    # --- grants --------------------------------------------------------------------------------
+
+    def service_accounts(self, key: str, value: Any) -> tuple[str, ...] | None:
+        accounts = _all_items(self.problems, key, value,
+                              lambda k, v: _label(self.problems, k, v, why="it names a service account"), allow_empty=False)
+        if accounts is None:
+            return None
+        _unique(self.problems, [(f"{key}[{i}]", a) for i, a in enumerate(accounts)], "service account")
+        return tuple(accounts)
+
+    def granted_database(self, key: str, value: Any) -> str | None:
+        name = _string(self.problems, key, value)
+        if name is not None and name not in self.declared_databases:
+            self.problems.add(key, f"unknown database {_shown(name)}{_did_you_mean(name, self.declared_databases)}; "
+                                   f"declare it under {self.key('databases')} first")
+        return name
+
+    def access(self, key: str, value: Any) -> Access | None:
+        if isinstance(value, str):
+            access: Access | None = Access(value)
+        else:
+            access = self.narrowed_access(key, value)
+        if access is None:
+            return None
+        service = self.services.get(access.target)
+        if access.target not in self.declared_services:
+            self.problems.add(key, f"unknown service {_shown(access.target)}{_did_you_mean(access.target, self.declared_services)}; "
+                                   f"declare it under {self.key('services')} first")
+        elif service is not None and access.is_limited and not service.http_ports:
+            self.problems.add(f"{key}.{'methods' if access.methods else 'paths'}",
+                              f"{service.name} has no HTTP port, and TCP policies may use only ports, namespaces and "
+                              "principals: remove methods and paths, or declare the port as HTTP")
+        return access
+
+    def narrowed_access(self, key: str, value: Any) -> Access | None:
+        entry = _mapping(self.problems, key, value, _ACCESS_FIELDS, required=("name",))
+        if entry is None:
+            return None
+        name = _string(self.problems, f"{key}.name", entry["name"])
+        methods = (_all_items(self.problems, f"{key}.methods", entry["methods"],
+                              lambda k, v: _choice(self.problems, k, v, HTTP_METHODS), allow_empty=False)
+                   if "methods" in entry else [])
+        paths = (_all_items(self.problems, f"{key}.paths", entry["paths"],
+                            lambda k, v: _request_path(self.problems, k, v), allow_empty=False)
+                 if "paths" in entry else [])
+        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else ()
+        if name is None or methods is None or paths is None or accounts is None:
+            return None
+        return Access(name, methods=tuple(methods), paths=tuple(paths),
+                      service_accounts=accounts if "serviceAccounts" in entry else None)
+
+    def grant(self, key: str, value: Any) -> Grant | None:
+        entry = _mapping(self.problems, key, value, _GRANT_FIELDS, required=("namespace",))
+        if entry is None:
+            return None
+        if "databases" not in entry and "services" not in entry:
+            self.problems.add(f"{key}.databases", "is required: list the databases (or services) this namespace may reach")
+        namespace = _label(self.problems, f"{key}.namespace", entry["namespace"], why="it names a namespace")
+        if namespace in self.reserved_namespaces:
+            self.problems.add(f"{key}.namespace", f"{_shown(namespace)} is the {self.reserved_namespaces[namespace]}; "
+                                                  "grant a client namespace instead")
+        elif namespace in _RESERVED_NAMESPACES:
+            self.problems.add(f"{key}.namespace", f"{_shown(namespace)} is a system namespace; grant a namespace of your own")
+        databases = (_items(self.problems, f"{key}.databases", entry["databases"], self.granted_database, allow_empty=False)
+                     if "databases" in entry else [])
+        services = (_items(self.problems, f"{key}.services", entry["services"], self.access, allow_empty=False)
+                    if "services" in entry else [])
+        accounts = self.service_accounts(f"{key}.serviceAccounts", entry["serviceAccounts"]) if "serviceAccounts" in entry else ()
+        if databases is not None:
+            _unique(self.problems, databases, "database")
+        if namespace is None or accounts is None or not (databases or services):
+            return None
+        return Grant(namespace=namespace, databases=tuple(name for _, name in databases or ()),
+                     service_accounts=accounts, services=tuple(access for _, access in services or ()))
 
     def bypass_protection(self, key: str, value: Any) -> BypassProtection | None:
         entry = _mapping(self.problems, key, value, _BYPASS_FIELDS)
@@ -573,20 +640,12 @@ class _Parser:
             client_egress_policy=flags.get("clientEgressPolicy", False),
         )
 
-    def check_access(self, key: str, access: Access, services: Mapping[str, Service]) -> None:
-        service = services.get(access.target)
-        if service is None:
-            self.problems.add(key, f"unknown service {_shown(access.target)}{_did_you_mean(access.target, services)}; "
-                                   f"declare it under {self.key('services')} first")
-        elif access.is_limited and not service.http_ports:
-            self.problems.add(f"{key}.{'methods' if access.methods else 'paths'}",
-                              f"{service.name} has no HTTP port, and TCP policies may use only ports, namespaces and "
-                              "principals: remove methods and paths, or declare the port as HTTP")
+    # --- the whole config ------------------------------------------------------------------------
 
     def parse(self, values: Mapping[str, Any]) -> StackConfig:
         for name in values:
             if name not in _TOP_LEVEL_KEYS:
-                self.problems.add(self.key(name), f"unknown config key{_did_you_mean(name, _TOP_LEVEL_KEYS)}")
+                self.problems.add(self.key(str(name)), f"unknown config key{_did_you_mean(str(name), _TOP_LEVEL_KEYS)}")
 
         def namespace(name: str, default: str) -> str | None:
             return _label(self.problems, self.key(name), values[name], why="it names a namespace") if name in values else default
@@ -600,50 +659,37 @@ class _Parser:
         test_clients = _boolean(self.problems, self.key("testClients"), values["testClients"]) if "testClients" in values else False
         bypass = (self.bypass_protection(self.key("bypassProtection"), values["bypassProtection"])
                   if "bypassProtection" in values else BypassProtection())
-
-        if "databases" not in values and "services" not in values:
-            self.problems.add(self.key("databases"), "is required: list the external databases, e.g. [{name: postgres-1}]")
-        databases = _items(self.problems, self.key("databases"), values.get("databases", []), self.database)
-        _unique(self.problems, self.key("databases"),
-                [(f"{self.key('databases')}[{i}].name", d.name) for i, d in enumerate(databases)], "database name")
-        services = _items(self.problems, self.key("services"), values.get("services", []), self.service)
-        _unique(self.problems, self.key("services"),
-                [(f"{self.key('databases')}[{i}].name", d.name) for i, d in enumerate(databases)]
-                + [(f"{self.key('services')}[{i}].name", s.name) for i, s in enumerate(services)],
-                "database or service name")
-        grants = _items(self.problems, self.key("grants"), values.get("grants", []), self.grant)
-        _unique(self.problems, self.key("grants"),
-                [(f"{self.key('grants')}[{i}].namespace", g.namespace) for i, g in enumerate(grants)], "grant namespace")
-
-        known_databases = {database.name for database in databases}
-        known_services = {service.name: service for service in services}
-        for index, grant in enumerate(grants):
-            key = f"{self.key('grants')}[{index}]"
-            for position, name in enumerate(grant.databases):
-                if name not in known_databases:
-                    self.problems.add(f"{key}.databases[{position}]",
-                                      f"unknown database {_shown(name)}{_did_you_mean(name, known_databases)}; "
-                                      f"declare it under {self.key('databases')} first")
-            for position, access in enumerate(grant.services):
-                self.check_access(f"{key}.services[{position}]", access, known_services)
-            reserved = {egress_namespace: "egressNamespace", database_namespace: "databaseNamespace"}
-            if grant.namespace in reserved:
-                self.problems.add(f"{key}.namespace",
-                                  f"{_shown(grant.namespace)} is the {reserved[grant.namespace]}; grant a client namespace instead")
-            elif grant.namespace in _RESERVED_NAMESPACES:
-                self.problems.add(f"{key}.namespace",
-                                  f"{_shown(grant.namespace)} is a system namespace; grant a namespace of your own")
         if egress_namespace is not None and egress_namespace == database_namespace:
             self.problems.add(self.key("databaseNamespace"),
                               "must differ from egressNamespace: the database namespace stays outside the mesh")
+        self.reserved_namespaces = {
+            name: key for name, key in ((egress_namespace, "egressNamespace"), (database_namespace, "databaseNamespace")) if name
+        }
+
+        if "databases" not in values and "services" not in values:
+            self.problems.add(self.key("databases"), "is required: list the external databases, e.g. [{name: postgres-1}]")
+        self.declared_databases = _declared_names(values.get("databases"))
+        self.declared_services = _declared_names(values.get("services"))
+        databases = _items(self.problems, self.key("databases"), values.get("databases", []), self.database) or []
+        services = _items(self.problems, self.key("services"), values.get("services", []), self.service) or []
+        _unique(self.problems, [(f"{key}.name", database.name) for key, database in databases], "database name")
+        _unique(self.problems, [(f"{key}.name", service.name) for key, service in services], "service name")
+        database_keys = {database.name: f"{key}.name" for key, database in databases}
+        for key, service in services:
+            if service.name in database_keys:
+                self.problems.add(f"{key}.name", f"{_shown(service.name)} is also a database ({database_keys[service.name]}); "
+                                                 "each name is a ServiceEntry, so pick another")
+        self.services = {service.name: service for _, service in services}
+        grants = _items(self.problems, self.key("grants"), values.get("grants", []), self.grant) or []
+        _unique(self.problems, [(f"{key}.namespace", grant.namespace) for key, grant in grants], "grant namespace")
 
         if self.problems.found:
             raise ConfigError(self.problems.found)
         assert egress_namespace and database_namespace and waypoint_name and trust_domain and bypass
         return StackConfig(
-            databases=tuple(databases),
-            services=tuple(services),
-            grants=tuple(grants),
+            databases=tuple(database for _, database in databases),
+            services=tuple(service for _, service in services),
+            grants=tuple(grant for _, grant in grants),
             egress_namespace=egress_namespace,
             database_namespace=database_namespace,
             waypoint_name=waypoint_name,
@@ -666,15 +712,21 @@ def parse_pulumi_config(raw: Mapping[str, str], project: str = PROJECT) -> Stack
         if not full_key.startswith(prefix):
             continue
         name = full_key[len(prefix):]
-        if name in _STRUCTURED_KEYS:
-            try:
-                values[name] = json.loads(text)
-            except (TypeError, ValueError):
-                # A plain scalar where a structure belongs: keep the text so the type check names it.
-                values[name] = text
-        else:
+        if name not in _STRUCTURED_KEYS:
             values[name] = text
-    return parse_config(values, project)
+            continue
+        try:
+            values[name] = json.loads(text)
+        except RecursionError:
+            raise ConfigError([f"{full_key}: is nested too deeply to be a config value"]) from None
+        except (TypeError, ValueError):
+            # A plain scalar where a structure belongs: keep the text so the type check names it.
+            values[name] = text
+    try:
+        return parse_config(values, project)
+    except RecursionError:
+        raise ConfigError([f"{prefix}{name}: is nested too deeply to be a config value" for name in values
+                           if name in _STRUCTURED_KEYS]) from None
 
 
 def stack_file_values(path: Path, project: str = PROJECT) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def test_grant_of_an_unknown_service_suggests_the_close_name():
 
 def test_database_and_service_may_not_share_a_name():
     problems = _problems({"databases": [{"name": "httpbin", "address": "10.0.0.1"}], "services": [HTTPBIN], "grants": []})
-    assert "ambient-egress:services[0].name: duplicate database or service name 'httpbin'" in problems
+    assert "ambient-egress:services[0].name: 'httpbin' is also a database (ambient-egress:databases[0].name)" in problems
 
 
 @pytest.mark.parametrize("path", ["/get", "/api/*", "*.json", "*"])

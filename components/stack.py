@@ -43,10 +43,11 @@ class EgressAccessControl(pulumi.ComponentResource):
             EgressGatewayArgs(namespace=config.egress_namespace, waypoint_name=config.waypoint_name),
             child,
         )
-        stand_ins = [database for database in config.databases if database.is_stand_in]
-        database_namespace = (
-            kubernetes_object(config.database_namespace, manifests.namespace(config.database_namespace, ambient=False), child)
-            if stand_ins else None
+        stand_in_namespace = (
+            kubernetes_object(
+                config.database_namespace, manifests.namespace(config.database_namespace, ambient=False), child
+            ).metadata.name
+            if any(database.is_stand_in for database in config.databases) else None
         )
         protection = config.bypass_protection
         self.databases = {
@@ -57,7 +58,7 @@ class EgressAccessControl(pulumi.ComponentResource):
                     waypoint_namespace=self.gateway.namespace,
                     port=database.port,
                     address=database.address,
-                    stand_in_namespace=database_namespace.metadata.name if database.is_stand_in and database_namespace else None,
+                    stand_in_namespace=stand_in_namespace if database.is_stand_in else None,
                     pin_address=protection.service_entry_addresses,
                     stand_in_ingress_policy=protection.database_ingress_policy,
                 ),
@@ -81,11 +82,8 @@ class EgressAccessControl(pulumi.ComponentResource):
             )
             for service in config.services
         }
-        external_ips = [
-            address for address in [database.address for database in config.databases]
-            + [service.host for service in config.services]
-            if address is not None and is_ipv4(address)
-        ]
+        addresses = [database.address for database in config.databases if database.address is not None]
+        external_ips = [address for address in addresses + [service.host for service in config.services] if is_ipv4(address)]
         self.grants = {
             grant.namespace: NamespaceGrant(
                 grant.namespace,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -52,3 +53,25 @@ def kubernetes_object(
         resource_name, api_version=api_version, kind=kind,
         metadata=rendered["metadata"], spec=rendered["spec"], opts=opts,
     )
+
+
+def render(builder: Callable[..., dict[str, Any]], *inputs: Any) -> dict[str, Any] | pulumi.Output[dict[str, Any]]:
+    """Build a manifest now when every input is a plain value, else once the inputs resolve.
+
+    Names from the config are plain; only deploy-time values (a LoadBalancer's address) need the
+    Output machinery, which is most of the program's cost at scale (docs/profile.md).
+    """
+    if any(isinstance(value, pulumi.Output) for value in inputs):
+        return pulumi.Output.all(*inputs).apply(lambda values: builder(*values))
+    return builder(*inputs)
+
+
+def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options for a component's child: it waits for what the component was told to wait for.
+
+    Pulumi does not pass a component's `depends_on` to its children, and plain names carry no
+    dependency of their own, so without this a ServiceEntry could be created before its waypoint.
+    """
+    inherited = opts.depends_on if opts is not None and opts.depends_on is not None else []
+    inherited = inherited if isinstance(inherited, list) else [inherited]
+    return pulumi.ResourceOptions(parent=parent, depends_on=[*inherited, *depends_on])

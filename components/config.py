@@ -208,6 +208,14 @@ class StackConfig:
                 matrix[client] = {target: _cell(covering.get(target, ())) for target in self.targets}
         return matrix
 
+    def granted(self) -> dict[str, dict[str, str]]:
+        """The access matrix without its DENY cells: what the stack exports, growing with the
+        grants rather than with namespaces × targets."""
+        return {
+            client: {target: cell for target, cell in row.items() if cell != DENY}
+            for client, row in self.access_matrix().items()
+        }
+
     def request_verdict(self, client: str, target: str, method: str, path: str) -> str:
         """What the grants intend for one HTTP request from `client` (a row of the access matrix)."""
         grant = next((grant for grant in self.grants if client in grant.clients()), None)

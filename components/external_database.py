@@ -8,7 +8,7 @@ import pulumi
 import pulumi_random as random
 
 from . import manifests
-from ._kubernetes import kubernetes_object
+from ._kubernetes import child_options, kubernetes_object, render
 from .config import DEFAULT_DATABASE_PORT, ServicePort
 from .external_service import ExternalService, ExternalServiceArgs
 
@@ -56,9 +56,9 @@ class ExternalDatabase(pulumi.ComponentResource):
         if args.address is None:
             if args.stand_in_namespace is None:
                 raise ValueError(f"ExternalDatabase {name}: set address, or stand_in_namespace for a stand-in")
-            address = self._stand_in(name, args)
+            address = self._stand_in(name, args, opts)
         else:
-            address = pulumi.Output.from_input(args.address)
+            address = args.address
             self.username = self.password = None
 
         self.service = ExternalService(name, ExternalServiceArgs(
@@ -68,7 +68,7 @@ class ExternalDatabase(pulumi.ComponentResource):
             waypoint_namespace=args.waypoint_namespace,
             service_entry_namespace=args.service_entry_namespace,
             pin_address=args.pin_address,
-        ), pulumi.ResourceOptions(parent=self))
+        ), child_options(self, opts))
         self.host = self.service.host
         self.address = self.service.address
         self.port = pulumi.Output.from_input(args.port)
@@ -86,6 +86,14 @@ class ExternalDatabase(pulumi.ComponentResource):
         return self.service.ports
 
     @property
+    def namespace(self) -> pulumi.Input[str]:
+        return self.service.namespace
+
+    @property
+    def service_entry(self) -> pulumi.CustomResource:
+        return self.service.service_entry
+
+    @property
     def service_entry_name(self) -> pulumi.Output[str]:
         return self.service.service_entry_name
 
@@ -93,31 +101,32 @@ class ExternalDatabase(pulumi.ComponentResource):
     def service_entry_namespace(self) -> pulumi.Output[str]:
         return self.service.service_entry_namespace
 
-    def _stand_in(self, name: str, args: ExternalDatabaseArgs) -> pulumi.Output[str]:
-        child = pulumi.ResourceOptions(parent=self)
-        namespace = pulumi.Output.from_input(args.stand_in_namespace)
-        password = random.RandomPassword(f"{name}-password", length=24, special=False, opts=child)
+    def _stand_in(self, name: str, args: ExternalDatabaseArgs, opts: pulumi.ResourceOptions | None) -> pulumi.Output[str]:
+        namespace = args.stand_in_namespace
+        password = random.RandomPassword(f"{name}-password", length=24, special=False, opts=pulumi.ResourceOptions(parent=self))
         secret_password = pulumi.Output.secret(password.result)
         secret = kubernetes_object(
-            f"{name}-credentials", manifests.stand_in_secret(name, namespace, secret_password), child
+            f"{name}-credentials", manifests.stand_in_secret(name, namespace, secret_password), child_options(self, opts)
         )
         kubernetes_object(
             f"{name}-deployment",
-            namespace.apply(lambda ns: manifests.stand_in_deployment(name, ns, image=args.image)),
-            pulumi.ResourceOptions(parent=self, depends_on=[secret]), api_version="apps/v1", kind="Deployment",
+            render(lambda ns: manifests.stand_in_deployment(name, ns, image=args.image), namespace),
+            child_options(self, opts, secret), api_version="apps/v1", kind="Deployment",
         )
         if args.stand_in_ingress_policy:
             kubernetes_object(
                 f"{name}-ingress-policy",
-                pulumi.Output.all(namespace, args.waypoint_name, args.waypoint_namespace).apply(
-                    lambda values: manifests.stand_in_ingress_policy(name, values[0], manifests.Waypoint(values[1], values[2]))
+                render(
+                    lambda ns, waypoint_name, waypoint_namespace: manifests.stand_in_ingress_policy(
+                        name, ns, manifests.Waypoint(waypoint_name, waypoint_namespace)),
+                    namespace, args.waypoint_name, args.waypoint_namespace,
                 ),
-                child, api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                child_options(self, opts), api_version="networking.k8s.io/v1", kind="NetworkPolicy",
             )
         service = kubernetes_object(
             f"{name}-service",
-            namespace.apply(lambda ns: manifests.stand_in_service(name, ns, port=args.port)),
-            child, api_version="v1", kind="Service",
+            render(lambda ns: manifests.stand_in_service(name, ns, port=args.port), namespace),
+            child_options(self, opts), api_version="v1", kind="Service",
         )
         self.username = pulumi.Output.from_input(manifests.POSTGRES_USER)
         self.password = secret_password

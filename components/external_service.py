@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from . import manifests
-from ._kubernetes import kubernetes_object
+from ._kubernetes import child_options, kubernetes_object, render
 from .config import ServicePort
 
 TYPE_TOKEN = "ambient-egress:index:ExternalService"
@@ -39,6 +39,10 @@ class ExternalService(pulumi.ComponentResource):
 
     service_name: str
     ports: tuple[ServicePort, ...]
+    namespace: pulumi.Input[str]
+    """Where the ServiceEntry and its policies live, as given (plain when known up front)."""
+    service_entry: pulumi.CustomResource
+    """The ServiceEntry itself, for policies that must come after it and go before it."""
     host: pulumi.Output[str]
     address: pulumi.Output[str]
     service_entry_name: pulumi.Output[str]
@@ -55,52 +59,51 @@ class ExternalService(pulumi.ComponentResource):
             raise ValueError(f"ExternalService {name}: request_headers need exactly one HTTP port")
         self.service_name = name
         self.ports = tuple(args.ports)
-        child = pulumi.ResourceOptions(parent=self)
-        namespace = pulumi.Output.from_input(
+        self.namespace = namespace = (
             args.service_entry_namespace if args.service_entry_namespace is not None else args.waypoint_namespace
         )
-        address = pulumi.Output.from_input(args.address)
-        host = address.apply(manifests.host_for_address)
+        address = args.address
+        host = render(manifests.host_for_address, address)
 
         # The baseline exists before the ServiceEntry, so the service is never open, not even for
         # the moment between the two; on destroy the ServiceEntry goes first for the same reason.
         allow_nothing = kubernetes_object(
             f"{name}-allow-nothing",
-            namespace.apply(lambda ns: manifests.allow_nothing_policy(name, ns)),
-            child, api_version="security.istio.io/v1", kind="AuthorizationPolicy",
+            render(lambda ns: manifests.allow_nothing_policy(name, ns), namespace),
+            child_options(self, opts), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
         )
-        service_entry = kubernetes_object(
+        self.service_entry = kubernetes_object(
             f"{name}-service-entry",
-            pulumi.Output.all(address, namespace, args.waypoint_name, args.waypoint_namespace).apply(
-                lambda values: manifests.service_entry(
-                    name, values[1], address=values[0], ports=self.ports,
-                    waypoint=manifests.Waypoint(values[2], values[3]),
+            render(
+                lambda address, ns, waypoint_name, waypoint_namespace: manifests.service_entry(
+                    name, ns, address=address, ports=self.ports,
+                    waypoint=manifests.Waypoint(waypoint_name, waypoint_namespace),
                     pin_address=args.pin_address, tls_origination=args.tls_origination,
-                )
+                ),
+                address, namespace, args.waypoint_name, args.waypoint_namespace,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[allow_nothing]),
-            api_version="networking.istio.io/v1", kind="ServiceEntry",
+            child_options(self, opts, allow_nothing), api_version="networking.istio.io/v1", kind="ServiceEntry",
         )
-        after_entry = pulumi.ResourceOptions(parent=self, depends_on=[service_entry])
+        after_entry = child_options(self, opts, self.service_entry)
         if args.tls_origination:
             kubernetes_object(
                 f"{name}-tls-origination",
-                pulumi.Output.all(namespace, host).apply(lambda values: manifests.tls_origination_rule(name, *values)),
+                render(lambda ns, host: manifests.tls_origination_rule(name, ns, host), namespace, host),
                 after_entry, api_version="networking.istio.io/v1", kind="DestinationRule",
             )
         if args.request_headers:
             headers = tuple(args.request_headers.items())
             kubernetes_object(
                 f"{name}-request-headers",
-                pulumi.Output.all(namespace, host).apply(lambda values: manifests.request_header_route(
-                    name, values[0], host=values[1], port=http_ports[0].number, headers=headers)),
+                render(lambda ns, host: manifests.request_header_route(
+                    name, ns, host=host, port=http_ports[0].number, headers=headers), namespace, host),
                 after_entry, api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
             )
 
-        self.address = address
-        self.host = host
-        self.service_entry_name = service_entry.metadata.apply(lambda metadata: metadata["name"])
-        self.service_entry_namespace = service_entry.metadata.apply(lambda metadata: metadata["namespace"])
+        self.address = pulumi.Output.from_input(address)
+        self.host = pulumi.Output.from_input(host)
+        self.service_entry_name = self.service_entry.metadata.apply(lambda metadata: metadata["name"])
+        self.service_entry_namespace = self.service_entry.metadata.apply(lambda metadata: metadata["namespace"])
         self.register_outputs({
             "host": self.host, "address": self.address,
             "service_entry_name": self.service_entry_name, "service_entry_namespace": self.service_entry_namespace,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 
 from . import manifests
-from ._kubernetes import kubernetes_object
+from ._kubernetes import child_options, kubernetes_object, render
 from .config import DEFAULT_TRUST_DOMAIN
 from .external_database import ExternalDatabase
 from .external_service import ExternalService
@@ -77,9 +77,9 @@ class NamespaceGrant(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         namespace_name = args.namespace or name
         namespace = kubernetes_object(
-            f"{name}-namespace", manifests.namespace(namespace_name, ambient=True), pulumi.ResourceOptions(parent=self)
+            f"{name}-namespace", manifests.namespace(namespace_name, ambient=True), child_options(self, opts)
         )
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        in_namespace = child_options(self, opts, namespace)
         accounts = dict.fromkeys([
             *args.service_accounts,
             *(account for grant in args.service_grants() for account in grant.service_accounts or ()),
@@ -91,7 +91,7 @@ class NamespaceGrant(pulumi.ComponentResource):
         by_target: dict[str, list[ServiceGrant]] = {}
         for grant in args.service_grants():
             by_target.setdefault(grant.target.service_name, []).append(grant)
-        policies = [self._allow(namespace_name, grants, args) for grants in by_target.values()]
+        policies = [self._allow(namespace_name, grants, args, opts) for grants in by_target.values()]
         if args.deny_direct_egress_to:
             kubernetes_object(
                 f"{name}-deny-direct-database-egress",
@@ -104,7 +104,7 @@ class NamespaceGrant(pulumi.ComponentResource):
             kubernetes_object(
                 f"{name}-client",
                 manifests.test_client_pod(namespace_name, service_account_name=next(iter(accounts), None)),
-                pulumi.ResourceOptions(parent=self, depends_on=[namespace, *account_resources]),
+                child_options(self, opts, namespace, *account_resources),
             )
 
         self.namespace = namespace.metadata.name
@@ -113,7 +113,8 @@ class NamespaceGrant(pulumi.ComponentResource):
         )
         self.register_outputs({"namespace": self.namespace, "policy_names": self.policy_names})
 
-    def _allow(self, namespace_name: str, grants: list[ServiceGrant], args: NamespaceGrantArgs):
+    def _allow(self, namespace_name: str, grants: list[ServiceGrant], args: NamespaceGrantArgs,
+               opts: pulumi.ResourceOptions | None):
         target = grants[0].target
         rules = [
             manifests.access_rule(
@@ -123,12 +124,10 @@ class NamespaceGrant(pulumi.ComponentResource):
             )
             for grant in grants
         ]
-        # Reading the ServiceEntry's name and namespace makes the policy depend on it: created
-        # after it, and deleted before it.
+        # Created after the ServiceEntry it targets, and deleted before it.
         return kubernetes_object(
             manifests.grant_policy_name(target.service_name, namespace_name),
-            pulumi.Output.all(target.service_entry_name, target.service_entry_namespace).apply(
-                lambda values: manifests.grant_policy(values[0], values[1], source_namespace=namespace_name, rules=rules)
-            ),
-            pulumi.ResourceOptions(parent=self), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
+            render(lambda ns: manifests.grant_policy(target.service_name, ns, source_namespace=namespace_name, rules=rules),
+                   target.namespace),
+            child_options(self, opts, target.service_entry), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
         )

@@ -43,10 +43,11 @@ class EgressAccessControl(pulumi.ComponentResource):
             EgressGatewayArgs(namespace=config.egress_namespace, waypoint_name=config.waypoint_name),
             child,
         )
-        stand_in_namespace = (
-            kubernetes_object(
-                config.database_namespace, manifests.namespace(config.database_namespace, ambient=False), child
-            ).metadata.name
+        # Names go to the components as plain strings, with the resources behind them as
+        # dependencies: the same ordering as Outputs would give, without their cost at scale.
+        after_gateway = pulumi.ResourceOptions(parent=self, depends_on=[self.gateway])
+        database_namespace = (
+            kubernetes_object(config.database_namespace, manifests.namespace(config.database_namespace, ambient=False), child)
             if any(database.is_stand_in for database in config.databases) else None
         )
         protection = config.bypass_protection
@@ -54,15 +55,16 @@ class EgressAccessControl(pulumi.ComponentResource):
             database.name: ExternalDatabase(
                 database.name,
                 ExternalDatabaseArgs(
-                    waypoint_name=self.gateway.waypoint_name,
-                    waypoint_namespace=self.gateway.namespace,
+                    waypoint_name=config.waypoint_name,
+                    waypoint_namespace=config.egress_namespace,
                     port=database.port,
                     address=database.address,
-                    stand_in_namespace=stand_in_namespace if database.is_stand_in else None,
+                    stand_in_namespace=config.database_namespace if database.is_stand_in else None,
                     pin_address=protection.service_entry_addresses,
                     stand_in_ingress_policy=protection.database_ingress_policy,
                 ),
-                child,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.gateway, database_namespace])
+                if database.is_stand_in else after_gateway,
             )
             for database in config.databases
         }
@@ -72,13 +74,13 @@ class EgressAccessControl(pulumi.ComponentResource):
                 ExternalServiceArgs(
                     address=service.host,
                     ports=service.ports,
-                    waypoint_name=self.gateway.waypoint_name,
-                    waypoint_namespace=self.gateway.namespace,
+                    waypoint_name=config.waypoint_name,
+                    waypoint_namespace=config.egress_namespace,
                     pin_address=protection.service_entry_addresses,
                     tls_origination=service.tls_origination,
                     request_headers=dict(service.request_headers),
                 ),
-                child,
+                after_gateway,
             )
             for service in config.services
         }

@@ -145,8 +145,7 @@ def test_exports_hosts_ports_egress_waypoint_and_the_intended_matrix(dev):
         "databases": {"postgres-1": {"host": "203.0.113.10.nip.io", "port": 5432},
                       "postgres-2": {"host": "203.0.113.11.nip.io", "port": 5432}},
         "services": {},
-        "accessMatrix": {"rds-demo-1": {"postgres-1": "ALLOW", "postgres-2": "DENY"},
-                         "rds-demo-2": {"postgres-1": "DENY", "postgres-2": "ALLOW"}},
+        "accessMatrix": {"rds-demo-1": {"postgres-1": "ALLOW"}, "rds-demo-2": {"postgres-2": "ALLOW"}},
     }
 
 
@@ -189,10 +188,21 @@ def test_every_service_entry_has_an_allow_nothing_baseline_in_its_namespace(dev)
         assert "rules" not in baseline["spec"], key
 
 
-def test_baseline_policy_is_registered_before_its_service_entry_and_grants_after_it(dev):
-    order = [resource.name for resource in dev.resources]
-    assert order.index("postgres-1-allow-nothing") < order.index("postgres-1-service-entry")
-    assert order.index("postgres-1-service-entry") < order.index("allow-postgres-1-from-rds-demo-1")
+@pytest.mark.parametrize(("resource", "waits_for"), [
+    # Closed from the first moment: the baseline exists before its ServiceEntry, and on destroy
+    # the ServiceEntry goes first; grants come after the ServiceEntry and go before it.
+    ("postgres-1-service-entry", {"postgres-1-allow-nothing", "istio-egress-waypoint", "istio-egress-namespace"}),
+    ("allow-postgres-1-from-rds-demo-1", {"postgres-1-service-entry"}),
+    ("postgres-1-allow-nothing", {"istio-egress-namespace"}),
+    ("istio-egress-waypoint", {"istio-egress-namespace"}),
+    ("postgres-1-credentials", {"db"}),
+    ("postgres-1-deployment", {"db", "postgres-1-credentials"}),
+    ("postgres-1-service", {"db"}),
+    ("postgres-1-ingress-policy", {"db", "istio-egress-waypoint"}),
+    ("rds-demo-1-client", {"rds-demo-1-namespace"}),
+])
+def test_dependencies_order_creation_and_teardown_safely(dev, resource, waits_for):
+    assert waits_for <= dev.dependencies[resource], sorted(dev.dependencies[resource])
 
 
 def test_test_clients_carry_pg_isready_and_are_left_out_by_default(dev):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime.settings import get_monitor, get_root_resource
+from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import PROJECT
@@ -89,12 +89,26 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """Keeps what each registration waited for: the dependency graph `pulumi destroy` walks backwards."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.dependencies: dict[str, set[str]] = {}
+
+    def RegisterResource(self, request):
+        self.dependencies[request.name] = {urn.rsplit("::", 1)[1] for urn in request.dependencies}
+        return super().RegisterResource(request)
+
+
 @dataclass
 class ProgramRun:
     resources: list[Registered]
     outputs: dict[str, pulumi.Output] = field(default_factory=dict)
     urns: list[str] = field(default_factory=list)
     """Every URN registered; each carries its parents' type chain, so it shows the component tree."""
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+    """By resource name, the names of the resources its registration waited for."""
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -132,7 +146,8 @@ def run_on_mocks(
 ) -> ProgramRun:
     """Run any Pulumi program function on fresh mocks and wait for every registration."""
     mocks = mocks or RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(pulumi_config_strings(config or {}))
     run = ProgramRun(resources=mocks.registered)
 
@@ -142,7 +157,8 @@ def run_on_mocks(
         run.outputs = dict(get_root_resource().outputs)
 
     execute()
-    run.urns = list(get_monitor().resources)
+    run.urns = list(monitor.resources)
+    run.dependencies = monitor.dependencies
     return run
 
 

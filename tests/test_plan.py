@@ -135,3 +135,39 @@ def test_error_finding_fails_the_plan(tmp_path, capsys, monkeypatch):
     assert code == 1
     assert "Error [EGW0201] (ServiceEntry istio-egress/postgres-1)" in out
 
+
+
+HTTPBIN_STACK = {
+    "databases": [],
+    "services": [{"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}],
+                  "sampleRequests": [{"method": "GET", "path": "/get"}, {"method": "POST", "path": "/post"}]}],
+    "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "serviceAccounts": ["admin"]},
+                                                  {"name": "httpbin", "methods": ["GET"], "paths": ["/get"]}]}],
+}
+
+
+def test_plan_evaluates_each_sample_request_from_each_client(tmp_path, capsys):
+    code = plan.main(["--config", write_stack(tmp_path, HTTPBIN_STACK), "--out", str(tmp_path / "plan")])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line.split() for line in out.split("HTTP sample requests:\n", 1)[1].splitlines()[1:5]]
+    assert rows == [["apps", "GET", "httpbin/get", "ALLOW", "ALLOW"], ["apps", "POST", "httpbin/post", "DENY", "DENY"],
+                    ["apps/sa/admin", "GET", "httpbin/get", "ALLOW", "ALLOW"],
+                    ["apps/sa/admin", "POST", "httpbin/post", "ALLOW", "ALLOW"]]
+
+
+def test_sample_request_the_manifests_do_not_allow_is_a_mismatch():
+    config = parse_config(HTTPBIN_STACK)
+    manifests = [m for m in run(HTTPBIN_STACK, load_balancers={}).manifests()
+                 if m["metadata"]["name"] != "allow-httpbin-from-apps"]
+    differing = [check for check in plan.sample_checks(MeshIndex(manifests), config) if not check.matches]
+    assert [(c.client, c.method, c.path, c.declared, c.computed) for c in differing] == [
+        ("apps", "GET", "/get", "ALLOW", "DENY"), ("apps/sa/admin", "GET", "/get", "ALLOW", "DENY"),
+        ("apps/sa/admin", "POST", "/post", "ALLOW", "DENY"),
+    ]
+
+
+def test_limited_grant_without_sample_requests_is_named_as_unchecked(tmp_path, capsys):
+    stack = {**HTTPBIN_STACK, "services": [{**HTTPBIN_STACK["services"][0], "sampleRequests": []}]}
+    plan.main(["--config", write_stack(tmp_path, stack), "--out", str(tmp_path / "plan")])
+    assert "method- or path-limited grants of httpbin are not checked: declare sampleRequests" in capsys.readouterr().out

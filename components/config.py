@@ -156,9 +156,18 @@ class Grant:
         )
         return databases + services
 
+    @property
+    def test_client(self) -> str:
+        """The matrix row of the grant's test client, which runs as its first service account."""
+        clients = self.clients()
+        return clients[1] if len(clients) > 1 else clients[0]
+
     def clients(self) -> tuple[str, ...]:
-        """The matrix rows this grant speaks for: the namespace, then each named service account."""
-        accounts = dict.fromkeys(account for access in self.accesses() for account in access.service_accounts or ())
+        """The matrix rows this grant speaks for: the namespace, then each named service account in
+        the order `NamespaceGrant` creates them."""
+        accounts = dict.fromkeys([
+            *self.service_accounts, *(account for access in self.services for account in access.service_accounts or ()),
+        ])
         return (self.namespace, *(service_account_client(self.namespace, account) for account in accounts))
 
 

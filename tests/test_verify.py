@@ -388,3 +388,14 @@ def test_service_account_grant_is_checked_as_the_client_pods_service_account():
     targets = {"orders": verify.Endpoint("orders.example.com", 5432), "billing": verify.Endpoint("10.0.0.9.nip.io", 5432)}
     checks = verify.plan_checks(config, targets)
     assert [(c.namespace, c.database, c.expected) for c in checks] == [("shop", "orders", ALLOW), ("shop", "billing", DENY)]
+
+
+def test_services_other_than_databases_are_not_probed_with_pg_isready():
+    config = parse_config({
+        "databases": [{"name": "orders", "address": "orders.example.com"}],
+        "services": [{"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}]}],
+        "grants": [{"namespace": "shop", "databases": ["orders"], "services": ["httpbin"]}],
+        "testClients": True,
+    })
+    checks = verify.plan_checks(config, {"orders": verify.Endpoint("orders.example.com", 5432)})
+    assert [(c.namespace, c.database, c.expected) for c in checks] == [("shop", "orders", ALLOW)]

@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file, service_account_client
+from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file
 from components.manifests import TEST_CLIENT_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,15 +203,14 @@ def plan_checks(config: StackConfig, targets: Mapping[str, Endpoint | Unresolved
     """One check per database from each grant's test client, in grant then database order.
 
     The client runs as the grant's first service account when it names any, so its row of the
-    promised matrix is that identity's, not the bare namespace's.
+    promised matrix is that identity's, not the bare namespace's. pg_isready speaks only to
+    databases, so other services are left to `make plan`.
     """
     matrix = config.access_matrix()
     return tuple(
-        Check(grant.namespace, database, expected, targets[database])
+        Check(grant.namespace, database.name, matrix[grant.test_client][database.name], targets[database.name])
         for grant in config.grants
-        for database, expected in matrix[
-            service_account_client(grant.namespace, grant.service_accounts[0]) if grant.service_accounts else grant.namespace
-        ].items()
+        for database in config.databases
     )
 
 

@@ -19,7 +19,7 @@ from .authz import Decision, Request, Verdict, evaluate
 from .findings import Code, Finding, analyze
 from .manifests import MeshIndex, ObjectRef, load_manifests
 from .matrix import AccessMatrix, Destination, access_matrix, default_clients
-from .render import render_findings, render_mermaid, render_table
+from .render import align_columns, render_findings, render_mermaid, render_table
 
 __all__ = [
     "AccessMatrix",
@@ -32,6 +32,7 @@ __all__ = [
     "Request",
     "Verdict",
     "access_matrix",
+    "align_columns",
     "analyze",
     "default_clients",
     "evaluate",

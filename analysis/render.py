@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .authz import Decision
 from .findings import Finding
@@ -25,6 +25,12 @@ _EDGE_COLOURS = {
 }
 
 
+def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines of left-aligned columns two spaces apart, without trailing spaces."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
 def render_findings(findings: Iterable[Finding]) -> str:
     return "\n".join(str(finding) for finding in findings)
 
@@ -36,8 +42,7 @@ def render_table(matrix: AccessMatrix) -> str:
         [client, *(matrix.verdict(client, d.label).decision.value for d in matrix.destinations)]
         for client in matrix.clients
     ]
-    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows)]
+    lines = align_columns([header, *rows])
     reasons = [
         f"{client} -> {destination.label}: {verdict.decision.value} ({verdict.reason})"
         for client, destination, verdict in matrix.entries()

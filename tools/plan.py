@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from analysis import (
-    AccessMatrix, MeshIndex, ObjectRef, Request, access_matrix, analyze, evaluate, load_manifests, render_findings,
-    render_mermaid, render_table,
+    AccessMatrix, MeshIndex, ObjectRef, Request, access_matrix, align_columns, analyze, evaluate, load_manifests,
+    render_findings, render_mermaid, render_table,
 )
 from components.config import LIMITED, ConfigError, StackConfig, is_ipv4, parse_config, stack_file_values
 from tools.mock_engine import ROOT, RecordingMocks, run_program
@@ -118,9 +118,10 @@ class SampleCheck:
 def sample_checks(index: MeshIndex, config: StackConfig) -> list[SampleCheck]:
     """Every declared client against every sample request of every HTTP service."""
     checks = []
+    clients = list(config.access_matrix())
     for service in config.services:
         port = service.http_ports[0].number if service.http_ports else None
-        for client in config.access_matrix():
+        for client in clients:
             namespace, _, account = client.partition("/sa/")
             for sample in service.sample_requests:
                 request = Request(namespace, ObjectRef(config.egress_namespace, service.name), port,
@@ -139,8 +140,7 @@ def render_sample_checks(checks: Sequence[SampleCheck]) -> str:
          check.computed if check.matches else f"{check.computed}  <-- differs: {check.reason}")
         for check in checks
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    return "\n".join("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]).rstrip() for row in rows)
+    return "\n".join(align_columns(rows))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -181,9 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     load_balancers = placeholder_load_balancers(config, overrides)
-    program = run_program(values, RecordingMocks(load_balancers), stack=args.stack)
+    manifests = run_program(values, RecordingMocks(load_balancers), stack=args.stack).manifests()
     out = args.out or ROOT / "build" / "plan" / args.stack
-    files = write_manifests(program.manifests(), out)
+    files = write_manifests(manifests, out)
 
     index = MeshIndex(load_manifests(out))
     findings = analyze(index)
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "findings.txt").write_text(render_findings(findings) + "\n")
 
     placeholders = {name: lb.get("ip") or lb["hostname"] for name, lb in load_balancers.items() if name not in overrides}
-    print(f"{stack_file.name}: {len(program.manifests())} objects in {len(files)} files under {out}")
+    print(f"{stack_file.name}: {len(manifests)} objects in {len(files)} files under {out}")
     if placeholders:
         listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
         print(f"PLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}")

@@ -28,6 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from analysis import align_columns
 from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file
 from components.manifests import TEST_CLIENT_NAME
 
@@ -338,8 +339,7 @@ def render_table(results: Sequence[CheckResult]) -> str:
         (r.check.namespace, r.check.database, r.check.expected, _observed(r), r.result.value, _seconds(r.seconds))
         for r in results
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(align_columns(rows))
 
 
 def render_report(results: Sequence[CheckResult], seconds: float) -> str:

@@ -1,10 +1,12 @@
-"""Namespace-scoped egress access control on Istio ambient: config in, components out."""
+"""Namespace-scoped egress access control on Istio ambient: the stack's config in, components out."""
 
 import gc
 
 import pulumi
 
-from components import EgressAccessControl, load_pulumi_config
+from stack.access import granted
+from stack.control import EgressAccessControl
+from stack.pulumi_config import load_pulumi_config
 
 # Pulumi keeps every pending Output alive until the run ends, so frequent collections find little
 # to free and, with thousands of resources, took most of the run (docs/profile.md).
@@ -15,6 +17,7 @@ control = EgressAccessControl("egress", config)
 
 pulumi.export("egressNamespace", control.gateway.namespace)
 pulumi.export("waypoint", control.gateway.waypoint_name)
+pulumi.export("istioVersion", control.prerequisites.istio_version)
 pulumi.export("databases", {
     name: {"host": database.host, "port": database.port} for name, database in control.databases.items()
 })
@@ -27,4 +30,4 @@ pulumi.export("credentials", {
     for name, database in control.databases.items() if database.password is not None
 })
 # Granted cells only; every cell not listed is DENY.
-pulumi.export("accessMatrix", config.granted())
+pulumi.export("accessMatrix", granted(config))

@@ -51,6 +51,7 @@ class Request:
 
 class Decision(str, Enum):
     ALLOW = "ALLOW"
+    LIMITED = "LIMITED"  # only some HTTP requests are allowed
     DENY = "DENY"
     OPEN = "OPEN"  # reachable because nothing enforces a policy on the path
     BYPASS = "BYPASS"  # the waypoint denies, but a route around it reaches the database

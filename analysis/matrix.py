@@ -112,7 +112,7 @@ def default_clients(index: MeshIndex) -> tuple[str, ...]:
     policy names in a principal. The `default` account gets no row of its own: the bare `ns` is it."""
     namespaces = client_namespaces(index)
     accounts = {
-        f"{principal.namespace}{_SERVICE_ACCOUNT_INFIX}{principal.service_account}"
+        client_name(principal.namespace, principal.service_account)
         for principal in _named_principals(index)
         if principal.namespace in namespaces and principal.service_account != DEFAULT_SERVICE_ACCOUNT
     }
@@ -139,10 +139,21 @@ def _trust_domains(index: MeshIndex) -> dict[tuple[str, str], str]:
     return domains
 
 
-def _identity(client: str) -> tuple[str, str]:
-    """(namespace, service account) of a row."""
+def client_name(namespace: str, service_account: str) -> str:
+    """The row of one workload identity, as a principal names it: `<ns>/sa/<service account>`."""
+    return f"{namespace}{_SERVICE_ACCOUNT_INFIX}{service_account}"
+
+
+def client_identity(client: str) -> tuple[str, str | None]:
+    """(namespace, service account) of a row; None for the bare namespace row."""
     namespace, infix, service_account = client.partition(_SERVICE_ACCOUNT_INFIX)
-    return namespace, service_account if infix else DEFAULT_SERVICE_ACCOUNT
+    return namespace, service_account if infix else None
+
+
+def _identity(client: str) -> tuple[str, str]:
+    """(namespace, service account) of a row; the bare namespace runs as `default`."""
+    namespace, service_account = client_identity(client)
+    return namespace, service_account or DEFAULT_SERVICE_ACCOUNT
 
 
 def _around_waypoint(verdict: Verdict, routes: tuple[Bypass, ...]) -> Verdict:

@@ -1,18 +1,19 @@
-"""Pulumi components for namespace-scoped egress access control on an Istio ambient mesh."""
+"""Pulumi components for namespace-scoped egress access control on an Istio ambient mesh.
 
-from .config import (
-    Access, BypassProtection, ConfigError, Database, Grant, SampleRequest, Service, ServicePort, StackConfig,
-    load_stack_file, parse_config,
-)
+The library: value types, the manifests of every object, and the ComponentResources that register
+them. It knows nothing of any program's config; a program builds the args and composes the parts.
+"""
+
 from .egress_gateway import EgressGateway, EgressGatewayArgs
 from .external_database import ExternalDatabase, ExternalDatabaseArgs
 from .external_service import ExternalService, ExternalServiceArgs
-from .namespace_grant import NamespaceGrant, NamespaceGrantArgs, ServiceGrant
-from .stack import EgressAccessControl, load_pulumi_config
+from .grants import Access, AccessGrant, EgressTarget, Grantee
+from .namespace_grant import NamespaceGrant, NamespaceGrantArgs
+from .prerequisites import MeshPrerequisites, MeshPrerequisitesArgs
+from .values import Protocol, ServicePort, Waypoint
 
 __all__ = [
-    "Access", "BypassProtection", "ConfigError", "Database", "EgressAccessControl", "EgressGateway",
-    "EgressGatewayArgs", "ExternalDatabase", "ExternalDatabaseArgs", "ExternalService", "ExternalServiceArgs",
-    "Grant", "NamespaceGrant", "NamespaceGrantArgs", "SampleRequest", "Service", "ServiceGrant", "ServicePort",
-    "StackConfig", "load_pulumi_config", "load_stack_file", "parse_config",
+    "Access", "AccessGrant", "EgressGateway", "EgressGatewayArgs", "EgressTarget", "ExternalDatabase",
+    "ExternalDatabaseArgs", "ExternalService", "ExternalServiceArgs", "Grantee", "MeshPrerequisites",
+    "MeshPrerequisitesArgs", "NamespaceGrant", "NamespaceGrantArgs", "Protocol", "ServicePort", "Waypoint",
 ]

@@ -8,22 +8,24 @@ from dataclasses import dataclass, field
 import pulumi
 
 from . import manifests
-from ._kubernetes import child_options, kubernetes_object, render
-from .config import ServicePort
+from .grants import Access, AccessGrant, Grantee
+from .names import address_problem, service_name_problem
+from .resources import child_options, derived, kubernetes_object
+from .values import ServicePort, Waypoint, host_for_address, is_ipv4
 
 TYPE_TOKEN = "ambient-egress:index:ExternalService"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExternalServiceArgs:
     address: pulumi.Input[str]
     """A DNS name, used as the host as it is, or an IPv4 address, whose host becomes `<ip>.nip.io`."""
     ports: Sequence[ServicePort]
-    waypoint_name: pulumi.Input[str]
-    """The egress waypoint the ServiceEntry binds to (`EgressGateway.waypoint_name`)."""
-    waypoint_namespace: pulumi.Input[str]
-    """The waypoint's namespace (`EgressGateway.namespace`)."""
-    service_entry_namespace: pulumi.Input[str] | None = None
+    waypoint: Waypoint
+    """The egress waypoint the ServiceEntry binds to (`EgressGateway.waypoint`)."""
+    service_name: str | None = None
+    """The ServiceEntry's name. Default: the component's resource name."""
+    namespace: str | None = None
     """Where the ServiceEntry and its policies live. Default: the waypoint's namespace."""
     pin_address: bool = True
     """Put an IPv4 address on the ServiceEntry so raw-IP connections also meet the waypoint."""
@@ -32,79 +34,119 @@ class ExternalServiceArgs:
     request_headers: Mapping[str, str] = field(default_factory=dict)
     """Headers the waypoint adds to each request (needs exactly one HTTP port)."""
 
+    def __post_init__(self) -> None:
+        if not self.ports:
+            raise ValueError("ExternalServiceArgs.ports: declare at least one port")
+        if isinstance(self.address, str) and (problem := address_problem(self.address)):
+            raise ValueError(f"ExternalServiceArgs.address: {problem}")
+        http_ports = [port for port in self.ports if port.is_http]
+        if self.tls_origination and len(http_ports) != len(self.ports):
+            raise ValueError("ExternalServiceArgs.tls_origination needs every port to be HTTP: the waypoint originates "
+                             "TLS for the whole host; declare other ports as a separate service")
+        if self.request_headers and len(http_ports) != 1:
+            raise ValueError(f"ExternalServiceArgs.request_headers need exactly one HTTP port to route (found {len(http_ports)})")
+
 
 class ExternalService(pulumi.ComponentResource):
     """A ServiceEntry bound to the egress waypoint, guarded from its first moment by an
-    allow-nothing policy, with optional TLS origination and request headers at the waypoint."""
+    allow-nothing policy, with optional TLS origination and request headers at the waypoint.
+    Namespaces reach it only through `grant`."""
 
-    service_name: str
-    ports: tuple[ServicePort, ...]
-    namespace: pulumi.Input[str]
-    """Where the ServiceEntry and its policies live, as given (plain when known up front)."""
-    service_entry: pulumi.CustomResource
-    """The ServiceEntry itself, for policies that must come after it and go before it."""
     host: pulumi.Output[str]
     address: pulumi.Output[str]
     service_entry_name: pulumi.Output[str]
     service_entry_namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: ExternalServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        service_name = args.service_name or name
+        if problem := service_name_problem(service_name):
+            raise ValueError(f"ExternalService {name!r}: the ServiceEntry name {service_name!r} {problem}; "
+                             "set ExternalServiceArgs.service_name")
         super().__init__(TYPE_TOKEN, name, None, opts)
-        if not args.ports:
-            raise ValueError(f"ExternalService {name}: declare at least one port")
-        http_ports = [port for port in args.ports if port.is_http]
-        if args.tls_origination and len(http_ports) != len(args.ports):
-            raise ValueError(f"ExternalService {name}: tls_origination needs every port to be HTTP")
-        if args.request_headers and len(http_ports) != 1:
-            raise ValueError(f"ExternalService {name}: request_headers need exactly one HTTP port")
-        self.service_name = name
-        self.ports = tuple(args.ports)
-        self.namespace = namespace = (
-            args.service_entry_namespace if args.service_entry_namespace is not None else args.waypoint_namespace
-        )
-        address = args.address
-        host = render(manifests.host_for_address, address)
+        self._name = service_name
+        self._ports = tuple(args.ports)
+        self._namespace = args.namespace or args.waypoint.namespace
+        self._opts = opts
+        host = derived(args.address, host_for_address)
 
         # The baseline exists before the ServiceEntry, so the service is never open, not even for
         # the moment between the two; on destroy the ServiceEntry goes first for the same reason.
         allow_nothing = kubernetes_object(
-            f"{name}-allow-nothing",
-            render(lambda ns: manifests.allow_nothing_policy(name, ns), namespace),
-            child_options(self, opts), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
-        )
+            f"{name}/allow-nothing", manifests.allow_nothing_policy(service_name, self._namespace), child_options(self, opts))
         self.service_entry = kubernetes_object(
-            f"{name}-service-entry",
-            render(
-                lambda address, ns, waypoint_name, waypoint_namespace: manifests.service_entry(
-                    name, ns, address=address, ports=self.ports,
-                    waypoint=manifests.Waypoint(waypoint_name, waypoint_namespace),
-                    pin_address=args.pin_address, tls_origination=args.tls_origination,
-                ),
-                address, namespace, args.waypoint_name, args.waypoint_namespace,
+            f"{name}/service-entry",
+            manifests.service_entry(
+                service_name, self._namespace, host=host,
+                addresses=derived(args.address, _pinned) if args.pin_address else None,
+                ports=self._ports, waypoint=args.waypoint, tls_origination=args.tls_origination,
             ),
-            child_options(self, opts, allow_nothing), api_version="networking.istio.io/v1", kind="ServiceEntry",
+            child_options(self, opts, depends_on=[allow_nothing, args.waypoint.gateway]),
         )
-        after_entry = child_options(self, opts, self.service_entry)
+        after_entry = child_options(self, opts, depends_on=[self.service_entry])
         if args.tls_origination:
-            kubernetes_object(
-                f"{name}-tls-origination",
-                render(lambda ns, host: manifests.tls_origination_rule(name, ns, host), namespace, host),
-                after_entry, api_version="networking.istio.io/v1", kind="DestinationRule",
-            )
+            kubernetes_object(f"{name}/tls-origination",
+                              manifests.tls_origination_rule(service_name, self._namespace, host), after_entry)
         if args.request_headers:
-            headers = tuple(args.request_headers.items())
+            http_port = next(port for port in self._ports if port.is_http)
             kubernetes_object(
-                f"{name}-request-headers",
-                render(lambda ns, host: manifests.request_header_route(
-                    name, ns, host=host, port=http_ports[0].number, headers=headers), namespace, host),
-                after_entry, api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
+                f"{name}/request-headers",
+                manifests.request_header_route(service_name, self._namespace, host=host, port=http_port.number,
+                                               headers=tuple(args.request_headers.items())),
+                after_entry,
             )
 
-        self.address = pulumi.Output.from_input(address)
+        self.address = pulumi.Output.from_input(args.address)
         self.host = pulumi.Output.from_input(host)
-        self.service_entry_name = self.service_entry.metadata.apply(lambda metadata: metadata["name"])
-        self.service_entry_namespace = self.service_entry.metadata.apply(lambda metadata: metadata["namespace"])
+        self.service_entry_name = self.service_entry.metadata.apply(lambda _: service_name)
+        self.service_entry_namespace = self.service_entry.metadata.apply(lambda _: self._namespace)
         self.register_outputs({
             "host": self.host, "address": self.address,
             "service_entry_name": self.service_entry_name, "service_entry_namespace": self.service_entry_namespace,
         })
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def ports(self) -> tuple[ServicePort, ...]:
+        return self._ports
+
+    @property
+    def namespace(self) -> str:
+        """Where the ServiceEntry and the policies that target it live."""
+        return self._namespace
+
+    def grant(
+        self, grantee: Grantee, accesses: Sequence[Access] = (), *, resource_name: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> AccessGrant:
+        accesses = tuple(accesses) or (Access(target=self),)
+        for access in accesses:
+            if access.target is not self:
+                raise ValueError(f"{self._name}.grant: an access to {access.target.name} cannot be granted on {self._name}")
+        rules = [
+            manifests.access_rule(
+                grantee.namespace, ports=access.ports(), methods=access.methods, paths=access.paths,
+                service_accounts=access.service_accounts if access.service_accounts is not None else grantee.service_accounts,
+                trust_domain=grantee.trust_domain,
+            )
+            for access in accesses
+        ]
+        policy_manifest = manifests.grant_policy(self._name, self._namespace, source_namespace=grantee.namespace, rules=rules)
+        given = opts or pulumi.ResourceOptions()
+        # After the ServiceEntry it targets, so deleted before it; after the grantee's enrolment,
+        # so the rule never names a namespace the mesh does not yet enforce.
+        policy = kubernetes_object(
+            resource_name, policy_manifest,
+            pulumi.ResourceOptions.merge(given, pulumi.ResourceOptions(depends_on=[
+                resource for resource in (self.service_entry, grantee.enrolment) if resource is not None])),
+        )
+        return AccessGrant(grantee=grantee, target=self, accesses=accesses, policy=policy,
+                           policy_name=policy_manifest["metadata"]["name"], rules=rules)
+
+
+def _pinned(address: str) -> list[str] | None:
+    # ztunnel sends a connection to a ServiceEntry address through the waypoint; without this, a
+    # client dialling the raw IP would pass straight through.
+    return [address] if is_ipv4(address) else None

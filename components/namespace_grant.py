@@ -1,7 +1,8 @@
-"""NamespaceGrant: "namespace X may reach targets Y", written as both halves of the connection.
+"""NamespaceGrant: "namespace X may reach targets Y", both halves of the connection in one place.
 
-Like AWS CDK's `grant*`, one call records the grantee (an ambient namespace, optionally its service
-accounts and a test client) and the grant on each target (an ALLOW policy beside its ServiceEntry).
+The grantee's half enrols the namespace in ambient: a namespace the stack does not own gets only
+its enrolment label, kept when the grant goes, so revoking a grant never deletes a team's
+namespace, workloads or service accounts. The targets' half is one `target.grant(...)` per target.
 """
 
 from __future__ import annotations
@@ -12,122 +13,110 @@ from dataclasses import dataclass
 import pulumi
 
 from . import manifests
-from ._kubernetes import child_options, kubernetes_object, render
-from .config import DEFAULT_TRUST_DOMAIN
-from .external_database import ExternalDatabase
-from .external_service import ExternalService
+from .grants import Access, AccessGrant, EgressTarget, Grantee, identities_in_order
+from .names import check_namespace_ownership, dns_label_problem
+from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
+from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES
 
 TYPE_TOKEN = "ambient-egress:index:NamespaceGrant"
 
-Target = ExternalService | ExternalDatabase
 
-
-@dataclass(frozen=True)
-class ServiceGrant:
-    """Access to one target, optionally narrowed to some HTTP requests or identities."""
-
-    target: Target
-    methods: Sequence[str] = ()
-    """HTTP methods allowed, e.g. ["GET"]. Default: any. HTTP ports only."""
-    paths: Sequence[str] = ()
-    """Istio path forms allowed: `/get`, `/api/*`, `*.json`. Default: any. HTTP ports only."""
-    service_accounts: Sequence[str] | None = None
-    """Only these service accounts. Default: the grant's `service_accounts`."""
-
-    def ports(self) -> list[int]:
-        """Limited grants open the HTTP ports only: there, and only there, methods and paths are seen."""
-        limited = bool(self.methods or self.paths)
-        ports = [port.number for port in self.target.ports if port.is_http or not limited]
-        if not ports:
-            raise ValueError(f"{self.target.service_name}: methods and paths need an HTTP port; "
-                             "TCP policies may use only ports, namespaces and principals")
-        return ports
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NamespaceGrantArgs:
-    databases: Sequence[ExternalDatabase] = ()
-    """Databases the namespace may reach; every other target stays denied."""
-    services: Sequence[ServiceGrant | Target] = ()
-    """Other targets, each as it is (any request) or as a ServiceGrant narrowing the access."""
-    namespace: str | None = None
-    """The client namespace, created and enrolled in ambient. Default: the component's name."""
+    namespace: str
+    """The client namespace."""
+    targets: Sequence[EgressTarget | Access]
+    """What it may reach: a target as it is (any request), or an `Access` narrowing it. Several
+    accesses to one target become one policy with a rule each."""
+    create_namespace: bool = False
+    """Own the namespace: create it (enrolled in ambient) and delete it with the grant. False: it
+    must exist; the grant only labels it for ambient and leaves the label when it goes."""
     service_accounts: Sequence[str] = ()
-    """Grant only these service accounts (created in the namespace). Default: the whole namespace."""
+    """Grant only these identities. Default: the whole namespace. They are created when the
+    namespace is owned, and must exist otherwise."""
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     test_client: bool = False
     """Run a `client` pod with `pg_isready` in the namespace, as the first service account if any."""
-    deny_direct_egress_to: Sequence[pulumi.Input[str]] = ()
+    deny_direct_egress_to: Sequence[str] = ()
     """IPv4 addresses this namespace may not dial directly (a NetworkPolicy); empty: no policy."""
 
-    def service_grants(self) -> list[ServiceGrant]:
-        grants = [ServiceGrant(database) for database in self.databases]
-        grants += [item if isinstance(item, ServiceGrant) else ServiceGrant(item) for item in self.services]
-        return grants
+    def __post_init__(self) -> None:
+        where = f"NamespaceGrantArgs for namespace {self.namespace!r}"
+        for value, what in ((self.namespace, "namespace"), *((account, "service account") for account in self.service_accounts)):
+            if problem := dns_label_problem(value):
+                raise ValueError(f"{where}: {what} {value!r} {problem}")
+        if self.namespace in SYSTEM_NAMESPACES:
+            raise ValueError(f"{where}: {self.namespace!r} is a system namespace; grant a namespace of your own")
+        check_namespace_ownership(where, self.namespace, owned=self.create_namespace)
+        if not self.targets:
+            raise ValueError(f"{where}: grant at least one target")
+
+    def accesses(self) -> dict[str, tuple[EgressTarget, list[Access]]]:
+        """The accesses by target name, in the order given; a bare target is any request."""
+        by_target: dict[str, tuple[EgressTarget, list[Access]]] = {}
+        for item in self.targets:
+            access = item if isinstance(item, Access) else Access(target=item)
+            by_target.setdefault(access.target.name, (access.target, []))[1].append(access)
+        return by_target
+
+    def identities(self) -> tuple[str, ...]:
+        return identities_in_order(self.service_accounts, (item.service_accounts for item in self.targets
+                                                           if isinstance(item, Access)))
 
 
 class NamespaceGrant(pulumi.ComponentResource):
     """An ambient client namespace and one ALLOW AuthorizationPolicy per granted target."""
 
+    grants: tuple[AccessGrant, ...]
+    """One record per target, both halves of each."""
     namespace: pulumi.Output[str]
     policy_names: pulumi.Output[list[str]]
     """The ALLOW policies, one per granted target, each beside its ServiceEntry."""
 
     def __init__(self, name: str, args: NamespaceGrantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
-        namespace_name = args.namespace or name
-        namespace = kubernetes_object(
-            f"{name}-namespace", manifests.namespace(namespace_name, ambient=True), child_options(self, opts)
+        accounts = args.identities()
+        if args.create_namespace:
+            enrolment = kubernetes_object(
+                f"{name}/namespace", manifests.namespace(args.namespace, ambient=True), child_options(self, opts))
+            identities = [
+                kubernetes_object(f"{name}/service-account/{account}", manifests.service_account(account, args.namespace),
+                                  child_options(self, opts, depends_on=[enrolment]))
+                for account in accounts
+            ]
+        else:
+            existing = kubernetes_read(f"{name}/existing-namespace", "v1", "Namespace", args.namespace, child_options(self, opts))
+            # Un-enrolling on delete would leave the namespace's traffic unenforced, and other
+            # grants or teams may rely on it: the label stays.
+            enrolment = kubernetes_patch(
+                f"{name}/namespace-labels", manifests.namespace_labels(args.namespace),
+                child_options(self, opts, depends_on=[existing], retain_on_delete=True))
+            # Referenced, never created: the test client runs as one, so it must exist.
+            identities = [
+                kubernetes_read(f"{name}/existing-service-account/{account}", "v1", "ServiceAccount",
+                                f"{args.namespace}/{account}", child_options(self, opts, depends_on=[existing]))
+                for account in accounts[:1] if args.test_client
+            ]
+        grantee = Grantee(namespace=args.namespace, service_accounts=tuple(args.service_accounts),
+                          trust_domain=args.trust_domain, enrolment=enrolment)
+        self.grants = tuple(
+            target.grant(grantee, accesses, resource_name=f"{name}/policy/{target_name}", opts=child_options(self, opts))
+            for target_name, (target, accesses) in args.accesses().items()
         )
-        in_namespace = child_options(self, opts, namespace)
-        accounts = dict.fromkeys([
-            *args.service_accounts,
-            *(account for grant in args.service_grants() for account in grant.service_accounts or ()),
-        ])
-        account_resources = [
-            kubernetes_object(f"{name}-{account}", manifests.service_account(account, namespace_name), in_namespace)
-            for account in accounts
-        ]
-        by_target: dict[str, list[ServiceGrant]] = {}
-        for grant in args.service_grants():
-            by_target.setdefault(grant.target.service_name, []).append(grant)
-        policies = [self._allow(namespace_name, grants, args, opts) for grants in by_target.values()]
         if args.deny_direct_egress_to:
             kubernetes_object(
-                f"{name}-deny-direct-database-egress",
-                pulumi.Output.all(*args.deny_direct_egress_to).apply(
-                    lambda ips: manifests.client_egress_policy(namespace_name, ips)
-                ),
-                in_namespace, api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+                f"{name}/deny-direct-egress",
+                manifests.client_egress_policy(args.namespace, args.deny_direct_egress_to),
+                child_options(self, opts, depends_on=[enrolment]),
             )
         if args.test_client:
             kubernetes_object(
-                f"{name}-client",
-                manifests.test_client_pod(namespace_name, service_account_name=next(iter(accounts), None)),
-                child_options(self, opts, namespace, *account_resources),
+                f"{name}/client",
+                manifests.test_client_pod(args.namespace, service_account_name=accounts[0] if accounts else None),
+                child_options(self, opts, depends_on=[enrolment, *identities]),
             )
 
-        self.namespace = namespace.metadata.name
-        self.policy_names = pulumi.Output.all(*(policy.metadata for policy in policies)).apply(
-            lambda metadatas: [metadata["name"] for metadata in metadatas]
-        )
+        self.namespace = enrolment.metadata.apply(lambda _: args.namespace)
+        self.policy_names = pulumi.Output.all(*(grant.policy.metadata for grant in self.grants)).apply(
+            lambda _: [grant.policy_name for grant in self.grants])
         self.register_outputs({"namespace": self.namespace, "policy_names": self.policy_names})
-
-    def _allow(self, namespace_name: str, grants: list[ServiceGrant], args: NamespaceGrantArgs,
-               opts: pulumi.ResourceOptions | None):
-        target = grants[0].target
-        rules = [
-            manifests.access_rule(
-                namespace_name, ports=grant.ports(), methods=grant.methods, paths=grant.paths,
-                service_accounts=grant.service_accounts if grant.service_accounts is not None else args.service_accounts,
-                trust_domain=args.trust_domain,
-            )
-            for grant in grants
-        ]
-        # Created after the ServiceEntry it targets, and deleted before it.
-        return kubernetes_object(
-            manifests.grant_policy_name(target.service_name, namespace_name),
-            render(lambda ns: manifests.grant_policy(target.service_name, ns, source_namespace=namespace_name, rules=rules),
-                   target.namespace),
-            child_options(self, opts, target.service_entry), api_version="security.istio.io/v1", kind="AuthorizationPolicy",
-        )

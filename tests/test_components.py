@@ -10,7 +10,7 @@ from components import (
 )
 from tools.mock_engine import RecordingMocks, is_secret, resolved, run_on_mocks
 
-from .program import objects
+from .support import objects
 
 
 def compose(outputs: dict):

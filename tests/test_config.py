@@ -15,23 +15,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import (
-    ALLOW,
-    DENY,
-    BypassProtection,
-    ConfigError,
-    Database,
-    Grant,
-    load_stack_file,
-    parse_config,
-    parse_pulumi_config,
-    stack_file_values,
-)
-from tools.mock_engine import RecordingMocks, pulumi_config_strings, run_program
+from stack import BypassProtection, ConfigError, load_stack_file, parse_config, parse_pulumi_config, pulumi_form
+from stack.access import ALLOW, DENY, access_matrix
+from tools.mock_engine import RecordingMocks, run_program
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support import P, ROOT, dev_values
+
 DEV_STACK_FILE = ROOT / "Pulumi.dev.yaml"
-P = "ambient-egress:"
 
 # A small sound config that each test breaks in exactly one place.
 SOUND = {
@@ -96,19 +86,19 @@ def test_omitted_top_level_keys_take_their_documented_defaults():
 
 def test_a_database_without_port_or_address_is_a_stand_in_on_port_5432():
     database = parse_config({"databases": [{"name": "postgres-1"}]}).databases[0]
-    assert database == Database(name="postgres-1", port=5432, address=None)
+    assert (database.name, database.port, database.address) == ("postgres-1", 5432, None)
     assert database.is_stand_in
 
 
 def test_a_database_with_an_address_is_not_a_stand_in():
     database = parse_config({"databases": [{"name": "orders", "address": "orders.example.com", "port": 6432}]}).databases[0]
-    assert database == Database(name="orders", port=6432, address="orders.example.com")
+    assert (database.name, database.port, database.address) == ("orders", 6432, "orders.example.com")
     assert not database.is_stand_in
 
 
 def test_a_grant_without_service_accounts_admits_every_identity_of_its_namespace():
     grant = parse_config(sound()).grants[0]
-    assert grant == Grant(namespace="team-a", databases=("postgres-1",), service_accounts=())
+    assert (grant.namespace, grant.databases, grant.service_accounts) == ("team-a", ("postgres-1",), ())
 
 
 def test_a_grant_keeps_its_service_accounts_in_order():
@@ -138,13 +128,14 @@ def test_an_ipv4_address_or_a_dns_name_is_accepted_as_a_database_address(address
 
 def test_the_dev_stack_declares_two_postgres_stand_ins():
     config = load_stack_file(DEV_STACK_FILE)
-    assert config.databases == (Database("postgres-1", 5432, None), Database("postgres-2", 5432, None))
+    assert [(database.name, database.port) for database in config.databases] == [("postgres-1", 5432), ("postgres-2", 5432)]
     assert all(database.is_stand_in for database in config.databases)
 
 
 def test_the_dev_stack_grants_each_demo_namespace_one_database():
     config = load_stack_file(DEV_STACK_FILE)
-    assert config.grants == (Grant("rds-demo-1", ("postgres-1",)), Grant("rds-demo-2", ("postgres-2",)))
+    assert [(grant.namespace, grant.databases, grant.service_accounts) for grant in config.grants] == [
+        ("rds-demo-1", ("postgres-1",), ()), ("rds-demo-2", ("postgres-2",), ())]
 
 
 def test_the_dev_stack_enables_test_clients_in_the_default_namespaces():
@@ -153,36 +144,36 @@ def test_the_dev_stack_enables_test_clients_in_the_default_namespaces():
     assert (config.egress_namespace, config.database_namespace) == ("istio-egress", "db")
 
 
-def test_the_dev_stack_parses_the_same_from_pulumis_string_form():
-    values = stack_file_values(DEV_STACK_FILE)
-    assert parse_pulumi_config(pulumi_config_strings(values)) == load_stack_file(DEV_STACK_FILE)
+def test_the_dev_stack_parses_the_same_from_pulumis_string_form_and_from_structured_values():
+    prefixed = {f"{P}{key}": value for key, value in dev_values().items()}
+    assert parse_pulumi_config(pulumi_form(prefixed)) == load_stack_file(DEV_STACK_FILE) == parse_config(dev_values())
 
 
 # --- access matrix --------------------------------------------------------------------------------
 
 
 def test_the_dev_access_matrix_allows_each_namespace_only_its_own_database():
-    assert load_stack_file(DEV_STACK_FILE).access_matrix() == {
+    assert access_matrix(load_stack_file(DEV_STACK_FILE)) == {
         "rds-demo-1": {"postgres-1": ALLOW, "postgres-2": DENY},
         "rds-demo-2": {"postgres-1": DENY, "postgres-2": ALLOW},
     }
 
 
 def test_the_access_matrix_allows_every_database_a_grant_lists():
-    assert parse_config(sound()).access_matrix()["team-b"] == {"postgres-1": ALLOW, "postgres-2": ALLOW}
+    assert access_matrix(parse_config(sound()))["team-b"] == {"postgres-1": ALLOW, "postgres-2": ALLOW}
 
 
 def test_the_access_matrix_gives_each_granted_service_account_its_own_row_and_denies_the_rest_of_the_namespace():
     config = parse_config(sound(grants=[
         {"namespace": "team-a", "databases": ["postgres-2"], "serviceAccounts": ["api"]}]))
-    assert config.access_matrix() == {
+    assert access_matrix(config) == {
         "team-a": {"postgres-1": DENY, "postgres-2": DENY},
         "team-a/sa/api": {"postgres-1": DENY, "postgres-2": ALLOW},
     }
 
 
 def test_the_access_matrix_has_no_rows_without_grants():
-    assert parse_config({"databases": [{"name": "postgres-1"}]}).access_matrix() == {}
+    assert access_matrix(parse_config({"databases": [{"name": "postgres-1"}]})) == {}
 
 
 # --- Pulumi's string form -------------------------------------------------------------------------
@@ -194,8 +185,10 @@ def test_pulumi_config_decodes_databases_grants_and_bypass_protection_from_json(
         f"{P}grants": json.dumps([{"namespace": "team-a", "databases": ["orders"], "serviceAccounts": ["api"]}]),
         f"{P}bypassProtection": json.dumps({"clientEgressPolicy": True, "serviceEntryAddresses": False}),
     })
-    assert config.databases == (Database("orders", 6432, "10.20.30.40"),)
-    assert config.grants == (Grant("team-a", ("orders",), ("api",)),)
+    assert [(database.name, database.port, database.address) for database in config.databases] == [
+        ("orders", 6432, "10.20.30.40")]
+    assert [(grant.namespace, grant.databases, grant.service_accounts) for grant in config.grants] == [
+        ("team-a", ("orders",), ("api",))]
     assert config.bypass_protection == BypassProtection(
         service_entry_addresses=False, database_ingress_policy=True, client_egress_policy=True)
 
@@ -574,33 +567,47 @@ def _stack_file(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_a_yaml_date_where_a_name_belongs_is_rejected_at_its_key(tmp_path):
+def test_a_yaml_date_where_a_name_belongs_is_text_as_pulumi_reads_it_and_rejected_as_a_service_name(tmp_path):
+    # Pulumi's YAML library hands a timestamp to the program as the text written.
     path = _stack_file(tmp_path, "  ambient-egress:databases:\n    - name: 2024-01-01\n")
     with pytest.raises(ConfigError) as raised:
         load_stack_file(path)
-    assert raised.value.problems == (f'{P}databases[0].name: must be a string (got date "2024-01-01")',)
+    assert raised.value.problems == (f"Pulumi.test.yaml: {P}databases[0].name: must start with a letter because it "
+                                     "names a Kubernetes Service (got '2024-01-01')",)
 
 
 def test_a_yaml_map_with_date_keys_where_a_list_belongs_is_rejected_at_its_key(tmp_path):
     path = _stack_file(tmp_path, "  ambient-egress:databases:\n    2024-01-01: postgres-1\n")
     with pytest.raises(ConfigError) as raised:
         load_stack_file(path)
-    assert keys_of(raised.value.problems) == [f"{P}databases"]
+    assert [problem.split(": ")[1] for problem in raised.value.problems] == [f"{P}databases"]
 
 
-def test_a_self_referencing_yaml_anchor_is_rejected_at_its_key(tmp_path):
+def test_a_self_referencing_yaml_anchor_is_rejected_naming_where_it_is(tmp_path):
     path = _stack_file(tmp_path, "  ambient-egress:databases: &loop [*loop]\n")
     with pytest.raises(ConfigError) as raised:
         load_stack_file(path)
-    assert keys_of(raised.value.problems) == [f"{P}databases[0]"]
+    assert raised.value.problems == ("Pulumi.test.yaml: the value at config.ambient-egress:databases.0 contains itself "
+                                     "(a YAML anchor used inside itself); Pulumi cannot read that, so write the value out",)
 
 
-def test_yaml_booleans_and_numbers_where_names_belong_are_rejected_at_their_keys(tmp_path):
-    path = _stack_file(tmp_path, "  ambient-egress:egressNamespace: yes\n"
-                                 "  ambient-egress:databases:\n    - name: 12\n")
+def test_yaml_1_1_booleans_are_text_as_pulumi_reads_them_so_yes_is_no_boolean(tmp_path):
+    path = _stack_file(tmp_path, "  ambient-egress:testClients: yes\n  ambient-egress:databases: []\n")
     with pytest.raises(ConfigError) as raised:
         load_stack_file(path)
-    assert keys_of(raised.value.problems) == [f"{P}egressNamespace", f"{P}databases[0].name"]
+    assert raised.value.problems == (f"Pulumi.test.yaml: {P}testClients: must be true or false (got a string 'yes')",)
+
+
+def test_yes_where_a_namespace_belongs_is_the_namespace_yes_as_pulumi_reads_it(tmp_path):
+    path = _stack_file(tmp_path, "  ambient-egress:egressNamespace: yes\n  ambient-egress:databases: []\n")
+    assert load_stack_file(path).egress_namespace == "yes"
+
+
+def test_a_number_where_a_name_belongs_in_a_list_is_rejected_at_its_key(tmp_path):
+    path = _stack_file(tmp_path, "  ambient-egress:databases:\n    - name: 12\n")
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(path)
+    assert [problem.split(": ")[1] for problem in raised.value.problems] == [f"{P}databases[0].name"]
 
 
 def test_a_non_string_top_level_key_is_rejected_as_unknown():
@@ -651,6 +658,7 @@ def test_the_programs_run_error_carries_the_config_error_and_its_problems():
 
 def test_the_program_registers_the_stack_for_the_sound_config():
     mocks = RecordingMocks({"postgres-1": {"ip": "203.0.113.10"}, "postgres-2": {"ip": "203.0.113.11"}})
-    run_program(sound(), mocks)
-    namespaces = {r.inputs["metadata"]["name"] for r in mocks.registered if r.type == "kubernetes:core/v1:Namespace"}
-    assert namespaces == {"istio-egress", "db", "team-a", "team-b"}
+    program = run_program(sound(), mocks)
+    assert {manifest["metadata"]["name"] for manifest in program.manifests() if manifest["kind"] == "Namespace"} == {
+        "istio-egress", "db"}
+    assert {manifest["metadata"]["name"] for manifest in program.patches()} == {"team-a", "team-b"}

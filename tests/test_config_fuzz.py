@@ -20,8 +20,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from components.config import ConfigError, StackConfig, parse_config, parse_pulumi_config
-from tools.mock_engine import RecordingMocks, pulumi_config_strings, run_program
+from stack import ConfigError, StackConfig, parse_config, parse_pulumi_config, pulumi_form
+from tools.mock_engine import RecordingMocks, run_program
+
+
+def pulumi_config_strings(values: dict[str, Any]) -> dict[str, str]:
+    """Config values keyed as the Pulumi CLI keys them, in its string form."""
+    return pulumi_form({f"{P}{key}": value for key, value in values.items()})
 
 P = "ambient-egress:"
 TOP_LEVEL_KEYS = ("databases", "services", "grants", "egressNamespace", "databaseNamespace", "waypointName",
@@ -476,7 +481,9 @@ raw_keys = st.one_of(
 def test_parse_pulumi_config_accepts_or_rejects_any_strings_with_problems_keyed_by_the_project(raw):
     outcome = parse_or_problems(parse_pulumi_config, raw)
     if not isinstance(outcome, StackConfig):
-        assert outcome and all(problem.startswith(P) for problem in outcome), outcome
+        # A key of another namespace is named as it is: a misspelt namespace, or one missing.
+        foreign = tuple(f"{key or repr(key)}: " for key in raw if not key.startswith(P))
+        assert outcome and all(problem.startswith((P, *foreign)) for problem in outcome), outcome
 
 
 # --- the real program on the mock engine: small configs, so each run takes milliseconds ----------------
@@ -527,7 +534,6 @@ def test_the_program_registers_no_resource_for_a_config_the_loader_rejects(value
 def test_the_program_registers_the_egress_namespace_for_a_config_the_loader_accepts(values):
     config = parse_pulumi_config(pulumi_config_strings(values))
     mocks = every_stand_in_has_an_ip(values)
-    run_program(values, mocks)
-    namespaces = {resource.inputs["metadata"]["name"] for resource in mocks.registered
-                  if resource.type == "kubernetes:core/v1:Namespace"}
+    program = run_program(values, mocks)
+    namespaces = {manifest["metadata"]["name"] for manifest in program.manifests() if manifest["kind"] == "Namespace"}
     assert config.egress_namespace in namespaces

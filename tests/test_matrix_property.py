@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import MeshIndex, access_matrix
-from components.config import parse_config
+from stack import parse_config
+from stack.access import access_matrix as declared_matrix
 from tools.mock_engine import RecordingMocks, run_program
 
 NAMESPACES = [f"team-{index}" for index in range(6)]
@@ -47,8 +48,8 @@ def topologies(draw) -> tuple[dict, dict]:
 def test_matrix_from_the_manifests_equals_the_declared_grants(topology):
     config_values, load_balancers = topology
     config = parse_config(config_values)
-    declared = config.access_matrix()
-    manifests = run_program(config_values, RecordingMocks(load_balancers)).manifests()
+    declared = declared_matrix(config)
+    manifests = run_program(config_values, RecordingMocks(load_balancers)).applied()
     computed = access_matrix(MeshIndex(manifests), clients=declared)
     cells = {
         client: {destination.service_entry.name: computed.verdict(client, destination.label).decision.value

@@ -9,11 +9,11 @@ import yaml
 
 from analysis import MeshIndex, access_matrix
 from components import manifests
-from components.config import parse_config
+from stack import parse_config
 from tools import plan
 from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER
 
-from .program import dev_config, run
+from .support import dev_values, run
 
 
 def run_plan(tmp_path, capsys, *args: str) -> tuple[int, str]:
@@ -103,7 +103,7 @@ def test_other_stack_is_read_from_its_own_config(tmp_path, capsys):
 
 
 def test_invalid_stack_config_stops_before_planning_with_the_problem(tmp_path, capsys):
-    config = write_stack(tmp_path, dev_config(grants=[{"namespace": "rds-demo-1", "databases": ["nope"]}]))
+    config = write_stack(tmp_path, dev_values(grants=[{"namespace": "rds-demo-1", "databases": ["nope"]}]))
     assert plan.main(["--config", config, "--out", str(tmp_path / "plan")]) == 2
     assert "ambient-egress:grants[0].databases[0]" in capsys.readouterr().err
     assert not (tmp_path / "plan").exists()
@@ -115,8 +115,8 @@ def test_missing_stack_config_names_the_file(tmp_path, capsys):
 
 
 def test_matrix_that_differs_from_the_declared_grants_is_reported(tmp_path):
-    manifests = [m for m in run().manifests() if m["metadata"]["name"] != "allow-postgres-1-from-rds-demo-1"]
-    mismatches = plan.declared_mismatches(access_matrix(MeshIndex(manifests)), parse_config(dev_config()))
+    manifests = [m for m in run().applied() if m["metadata"]["name"] != "allow-postgres-1-from-rds-demo-1"]
+    mismatches = plan.declared_mismatches(access_matrix(MeshIndex(manifests)), parse_config(dev_values()))
     assert len(mismatches) == 1
     assert mismatches[0].startswith("rds-demo-1 -> postgres-1: declared ALLOW, manifests give DENY")
 
@@ -158,7 +158,7 @@ def test_plan_evaluates_each_sample_request_from_each_client(tmp_path, capsys):
 
 def test_sample_request_the_manifests_do_not_allow_is_a_mismatch():
     config = parse_config(HTTPBIN_STACK)
-    manifests = [m for m in run(HTTPBIN_STACK, load_balancers={}).manifests()
+    manifests = [m for m in run(HTTPBIN_STACK, load_balancers={}).applied()
                  if m["metadata"]["name"] != "allow-httpbin-from-apps"]
     differing = [check for check in plan.sample_checks(MeshIndex(manifests), config) if not check.matches]
     assert [(c.client, c.method, c.path, c.declared, c.computed) for c in differing] == [

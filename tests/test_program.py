@@ -10,7 +10,7 @@ import pytest
 from components import manifests
 from tools.mock_engine import MOCK_PASSWORD, SECRET_SIGNATURE, SECRET_SIGNATURE_KEY, is_secret, resolved
 
-from .program import dev_config, objects, run
+from .support import dev_values, objects, run
 
 GRANT_POLICY = "AuthorizationPolicy"
 
@@ -93,7 +93,7 @@ def test_load_balancer_without_an_address_fails_the_run_with_the_service_named()
     ("orders.db.example.com", "orders.db.example.com", None),
 ])
 def test_existing_database_address_becomes_the_host_and_no_stand_in_is_created(address, host, addresses):
-    program = run(dev_config(
+    program = run(dev_values(
         databases=[{"name": "orders", "address": address, "port": 6432}],
         grants=[{"namespace": "shop", "databases": ["orders"]}],
     ), load_balancers={})
@@ -125,7 +125,7 @@ def test_stand_in_is_behind_a_load_balancer_on_the_database_port(dev):
 
 
 def test_stand_in_password_is_a_secret_input_of_the_kubernetes_secret(dev):
-    secret = next(r for r in dev.of_type("kubernetes:core/v1:Secret") if r.name == "postgres-1-credentials")
+    secret = next(r for r in dev.of_type("kubernetes:core/v1:Secret") if r.name == "egress/database/postgres-1/credentials")
     assert MOCK_PASSWORD not in json.dumps(secret.manifest())
     assert secret.manifest()["stringData"]["POSTGRES_PASSWORD"].startswith("<secret")
 
@@ -142,6 +142,7 @@ def test_exports_hosts_ports_egress_waypoint_and_the_intended_matrix(dev):
     assert exports == {
         "egressNamespace": "istio-egress",
         "waypoint": "waypoint",
+        "istioVersion": "1.30.3",
         "databases": {"postgres-1": {"host": "203.0.113.10.nip.io", "port": 5432},
                       "postgres-2": {"host": "203.0.113.11.nip.io", "port": 5432}},
         "services": {},
@@ -175,7 +176,7 @@ def test_grant_policy_targets_its_service_entry_from_its_namespace(dev):
 
 
 def test_database_nobody_is_granted_has_only_the_allow_nothing_baseline():
-    config = dev_config(databases=[{"name": "postgres-1"}, {"name": "postgres-2"}, {"name": "reports", "address": "10.1.2.3"}])
+    config = dev_values(databases=[{"name": "postgres-1"}, {"name": "postgres-2"}, {"name": "reports", "address": "10.1.2.3"}])
     policies = [p for p in objects(run(config), GRANT_POLICY).values() if p["spec"]["targetRefs"][0]["name"] == "reports"]
     assert [p["metadata"]["name"] for p in policies] == ["reports-allow-nothing"]
     assert policies[0]["spec"] == {"targetRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "reports"}],
@@ -188,50 +189,70 @@ def test_every_service_entry_has_an_allow_nothing_baseline_in_its_namespace(dev)
         assert "rules" not in baseline["spec"], key
 
 
+DATABASE = "egress/database/postgres-1"
+ENTRY = f"{DATABASE}/external-service"
+PREREQUISITES = {"egress/prerequisites/ztunnel", "egress/prerequisites/gatewayclass/istio-waypoint",
+                 "egress/prerequisites/crd/serviceentries.networking.istio.io"}
+
+
 @pytest.mark.parametrize(("resource", "waits_for"), [
+    # Nothing is created before the cluster is known to have what the stack needs.
+    ("egress/egress-gateway/namespace", PREREQUISITES),
+    ("egress/database-namespace", PREREQUISITES),
+    ("egress/grant/rds-demo-1/namespace", PREREQUISITES),
+    (f"{DATABASE}/password", PREREQUISITES),
+    # The waypoint is Programmed before any ServiceEntry binds to it: until then ztunnel would
+    # send the traffic straight out.
+    ("egress/egress-gateway/waypoint", {"egress/egress-gateway/namespace"}),
     # Closed from the first moment: the baseline exists before its ServiceEntry, and on destroy
     # the ServiceEntry goes first; grants come after the ServiceEntry and go before it.
-    ("postgres-1-service-entry", {"postgres-1-allow-nothing", "istio-egress-waypoint", "istio-egress-namespace"}),
-    ("allow-postgres-1-from-rds-demo-1", {"postgres-1-service-entry"}),
-    ("postgres-1-allow-nothing", {"istio-egress-namespace"}),
-    ("istio-egress-waypoint", {"istio-egress-namespace"}),
-    ("postgres-1-credentials", {"db"}),
-    ("postgres-1-deployment", {"db", "postgres-1-credentials"}),
-    ("postgres-1-service", {"db"}),
-    ("postgres-1-ingress-policy", {"db", "istio-egress-waypoint"}),
-    ("rds-demo-1-client", {"rds-demo-1-namespace"}),
+    (f"{ENTRY}/service-entry", {f"{ENTRY}/allow-nothing", "egress/egress-gateway/waypoint"}),
+    ("egress/grant/rds-demo-1/policy/postgres-1", {f"{ENTRY}/service-entry", "egress/grant/rds-demo-1/namespace"}),
+    # The stand-in is fenced before it listens.
+    (f"{DATABASE}/deployment", {f"{DATABASE}/ingress-policy", f"{DATABASE}/credentials", "egress/database-namespace"}),
+    (f"{DATABASE}/load-balancer", {f"{DATABASE}/ingress-policy", "egress/database-namespace"}),
+    (f"{DATABASE}/ingress-policy", {"egress/database-namespace"}),
+    ("egress/grant/rds-demo-1/client", {"egress/grant/rds-demo-1/namespace"}),
 ])
 def test_dependencies_order_creation_and_teardown_safely(dev, resource, waits_for):
     assert waits_for <= dev.dependencies[resource], sorted(dev.dependencies[resource])
 
 
+def test_the_waypoint_is_awaited_until_programmed_with_an_address_and_a_timeout(dev):
+    annotations = objects(dev, "Gateway")["istio-egress/waypoint"]["metadata"]["annotations"]
+    assert json.loads(annotations["pulumi.com/waitFor"]) == ["condition=Programmed", "jsonpath={.status.addresses[0].value}"]
+    assert int(annotations["pulumi.com/timeoutSeconds"]) == manifests.WAYPOINT_READY_TIMEOUT_SECONDS
+
+
 def test_test_clients_carry_pg_isready_and_are_left_out_by_default(dev):
     pod = objects(dev, "Pod")["rds-demo-1/client"]
     assert pod["spec"]["containers"][0]["image"].startswith("postgres:")
-    assert objects(run(dev_config(testClients=False)), "Pod") == {}
+    assert objects(run(dev_values(testClients=False)), "Pod") == {}
 
 
 def test_adding_a_grant_touches_only_that_grants_resources(dev):
-    extended = run(dev_config(grants=[*dev_config()["grants"], {"namespace": "rds-demo-3", "databases": ["postgres-1", "postgres-2"]}]))
+    extended = run(dev_values(grants=[*dev_values()["grants"], {"namespace": "rds-demo-3", "databases": ["postgres-1", "postgres-2"]}]))
     before = {(r.type, r.name): r.manifest() for r in dev.resources}
     after = {(r.type, r.name): r.manifest() for r in extended.resources}
     assert all(after[key] == manifest for key, manifest in before.items())
     added = sorted(name for (_, name) in set(after) - set(before))
-    assert added == ["allow-postgres-1-from-rds-demo-3", "allow-postgres-2-from-rds-demo-3",
-                     "rds-demo-3", "rds-demo-3-client", "rds-demo-3-namespace"]
+    assert added == ["egress/grant/rds-demo-3", "egress/grant/rds-demo-3/client", "egress/grant/rds-demo-3/existing-namespace",
+                     "egress/grant/rds-demo-3/namespace-labels", "egress/grant/rds-demo-3/policy/postgres-1",
+                     "egress/grant/rds-demo-3/policy/postgres-2"]
 
 
-def test_service_account_grant_allows_principals_instead_of_the_namespace():
-    config = dev_config(trustDomain="mesh.example", grants=[{"namespace": "rds-demo-1", "databases": ["postgres-1"], "serviceAccounts": ["app"]}])
+@pytest.mark.parametrize("owned", [True, False])
+def test_service_account_grant_allows_principals_instead_of_the_namespace(owned):
+    config = dev_values(trustDomain="mesh.example", grants=[
+        {"namespace": "rds-demo-1", "createNamespace": owned, "databases": ["postgres-1"], "serviceAccounts": ["app"]}])
     program = run(config)
     policy = objects(program, GRANT_POLICY)["istio-egress/allow-postgres-1-from-rds-demo-1"]
     assert policy["spec"]["rules"][0]["from"] == [{"source": {"principals": ["mesh.example/ns/rds-demo-1/sa/app"]}}]
-    assert "rds-demo-1/app" in objects(program, "ServiceAccount")
     assert objects(program, "Pod")["rds-demo-1/client"]["spec"]["serviceAccountName"] == "app"
 
 
 def test_custom_egress_namespace_and_waypoint_name_flow_into_bindings():
-    program = run(dev_config(egressNamespace="egress", waypointName="egress-gateway"))
+    program = run(dev_values(egressNamespace="egress", waypointName="egress-gateway"))
     entry = objects(program, "ServiceEntry")["egress/postgres-1"]
     assert entry["metadata"]["labels"]["istio.io/use-waypoint"] == "egress-gateway"
     assert "egress/egress-gateway" in objects(program, "Gateway")
@@ -240,13 +261,16 @@ def test_custom_egress_namespace_and_waypoint_name_flow_into_bindings():
                        "podSelector": {"matchLabels": {manifests.GATEWAY_NAME_LABEL: "egress-gateway"}}}
 
 
-def test_every_child_resource_has_its_component_as_parent(dev):
+def test_every_resource_is_named_from_its_component_under_the_stack_component(dev):
     components = {urn.rsplit("::", 1)[1] for urn in dev.urns if "ambient-egress:index:" in urn.rsplit("::", 1)[0].split("$")[-1]}
-    assert components == {"egress", "istio-egress", "postgres-1", "postgres-2", "rds-demo-1", "rds-demo-2"}
+    assert components == {"egress", "egress/prerequisites", "egress/egress-gateway", "egress/database/postgres-1",
+                          "egress/database/postgres-1/external-service", "egress/database/postgres-2",
+                          "egress/database/postgres-2/external-service", "egress/grant/rds-demo-1",
+                          "egress/grant/rds-demo-2"}
     for urn in dev.urns:
-        qualified_type = urn.split("::")[2]
-        if not qualified_type.split("$")[-1].startswith("ambient-egress:"):
-            assert qualified_type.split("$")[0].startswith("ambient-egress:index:"), urn
+        qualified_type, name = urn.split("::")[2], urn.rsplit("::", 1)[1]
+        assert qualified_type.startswith("pulumi:pulumi:Stack$ambient-egress:index:EgressAccessControl"), urn
+        assert name == "egress" or any(name.startswith(f"{component}/") for component in components), urn
 
 
 def _plain_occurrences(value, needle: str) -> int:

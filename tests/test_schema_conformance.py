@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from components import manifests
-from components.config import stack_file_values
-from tests.schema import (
+from components.values import ServicePort, Waypoint
+
+from .support import DEV_LOAD_BALANCERS, run, stack_values
+from .support.schema import (
     KUBERNETES_VERSION,
     SCHEMAS_MISSING_REASON,
     CustomResourceValidator,
@@ -26,13 +28,10 @@ from tests.schema import (
     validate_manifest,
     with_defaults,
 )
-from tools.mock_engine import ROOT, RecordingMocks, run_program
 
 # Only the core-resource checks stand without the CRDs: telling a custom resource from a core one
 # needs the CRDs' groups, so every test that meets a rendered manifest needs them too.
 requires_schemas = pytest.mark.skipif(not schemas_available(), reason=SCHEMAS_MISSING_REASON)
-
-DEV_LOAD_BALANCERS = {"postgres-1": {"ip": "203.0.113.10"}, "postgres-2": {"ip": "203.0.113.11"}}
 
 EVERY_OPTION_CONFIG = {
     "egressNamespace": "egress",
@@ -53,7 +52,7 @@ EVERY_OPTION_CONFIG = {
     "grants": [
         {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["app"],
          "services": ["queue", {"name": "httpbin", "methods": ["GET"], "paths": ["/get", "/anything/*"]}]},
-        {"namespace": "reports", "databases": ["orders", "stand-in"],
+        {"namespace": "reports", "createNamespace": True, "databases": ["orders", "stand-in"],
          "services": [{"name": "httpbin", "serviceAccounts": ["admin"]}]},
     ],
     "testClients": True,
@@ -61,15 +60,11 @@ EVERY_OPTION_CONFIG = {
 }
 # A cloud that reports a hostname rather than an IP, so the stand-in's ServiceEntry names a DNS host.
 EVERY_OPTION_LOAD_BALANCERS = {"stand-in": {"hostname": "stand-in.elb.example.com"}}
-
-
-def _rendered() -> dict[str, list[dict[str, Any]]]:
-    dev = run_program(stack_file_values(ROOT / "Pulumi.dev.yaml"), RecordingMocks(load_balancers=DEV_LOAD_BALANCERS))
-    every_option = run_program(EVERY_OPTION_CONFIG, RecordingMocks(load_balancers=EVERY_OPTION_LOAD_BALANCERS))
-    return {"dev": dev.manifests(), "every-option": every_option.manifests()}
-
-
-RENDERED = _rendered()
+STACKS = {
+    "dev": lambda: run(stack_values("dev"), DEV_LOAD_BALANCERS),
+    "prod": lambda: run(stack_values("prod"), {}),
+    "every-option": lambda: run(EVERY_OPTION_CONFIG, EVERY_OPTION_LOAD_BALANCERS),
+}
 
 
 def _identity(manifest: dict[str, Any]) -> str:
@@ -78,42 +73,43 @@ def _identity(manifest: dict[str, Any]) -> str:
     return f"{manifest.get('kind')} {name}"
 
 
-RENDERED_PARAMS = [
-    pytest.param(manifest, id=f"{stack}: {_identity(manifest)}")
-    for stack, rendered in RENDERED.items()
-    for manifest in rendered
-]
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    """Every object each stack creates or labels."""
+    programs = {stack: program() for stack, program in STACKS.items()}
+    return {stack: [*program.manifests(), *program.patches()] for stack, program in programs.items()}
 
 
 @requires_schemas
-@pytest.mark.parametrize("manifest", RENDERED_PARAMS)
-def test_rendered_manifest_conforms_to_its_schema(manifest):
-    assert validate_manifest(manifest) == []
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rendered_manifest_conforms_to_its_schema(rendered, stack):
+    failures = {_identity(manifest): errors for manifest in rendered[stack] if (errors := validate_manifest(manifest))}
+    assert failures == {}
 
 
 @requires_schemas
-def test_every_rendered_kind_has_a_schema():
-    kinds = {(manifest["apiVersion"], manifest["kind"]) for rendered in RENDERED.values() for manifest in rendered}
+def test_every_rendered_kind_has_a_schema(rendered):
+    kinds = {(manifest["apiVersion"], manifest["kind"]) for manifests_of_stack in rendered.values() for manifest in manifests_of_stack}
     unknown = sorted(kind for kind in kinds if not has_schema(*kind))
     assert unknown == [], f"no CRD and no Kubernetes {KUBERNETES_VERSION} schema for these kinds"
 
 
 @requires_schemas
-def test_both_kinds_of_schema_are_exercised():
-    rendered = [manifest for manifests_of_stack in RENDERED.values() for manifest in manifests_of_stack]
-    assert any(is_custom_resource(manifest) for manifest in rendered)
-    assert any(not is_custom_resource(manifest) for manifest in rendered)
+def test_both_kinds_of_schema_are_exercised(rendered):
+    every = [manifest for manifests_of_stack in rendered.values() for manifest in manifests_of_stack]
+    assert any(is_custom_resource(manifest) for manifest in every)
+    assert any(not is_custom_resource(manifest) for manifest in every)
 
 
 # --- the validators can fail ----------------------------------------------------------------------
 
-WAYPOINT = manifests.Waypoint(name="waypoint", namespace="istio-egress")
+WAYPOINT = Waypoint(name="waypoint", namespace="istio-egress")
 
 
 def _service_entry(**spec_changes: Any) -> dict[str, Any]:
     manifest = manifests.service_entry(
-        "postgres-1", "istio-egress", address="203.0.113.10", ports=[manifests.postgres_port(5432)],
-        waypoint=WAYPOINT, pin_address=True,
+        "postgres-1", "istio-egress", host="203.0.113.10.nip.io", addresses=["203.0.113.10"],
+        ports=[ServicePort.tcp(5432, name="tcp-postgres")], waypoint=WAYPOINT,
     )
     manifest["spec"].update(spec_changes)
     return manifest
@@ -121,7 +117,7 @@ def _service_entry(**spec_changes: Any) -> dict[str, Any]:
 
 def _grant_policy(**spec_changes: Any) -> dict[str, Any]:
     manifest = manifests.grant_policy("postgres-1", "istio-egress", source_namespace="rds-demo-1",
-                                      rules=[manifests.access_rule("rds-demo-1", ports=[5432])])
+                                      rules=[manifests.access_rule("rds-demo-1", ports=[5432], trust_domain="cluster.local")])
     manifest["spec"].update(spec_changes)
     return manifest
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from analysis import MeshIndex, ObjectRef, Request, evaluate
-from components.config import ALLOW, DENY, LIMITED, ConfigError, parse_config
+from stack import ConfigError, parse_config
+from stack.access import ALLOW, DENY, LIMITED, access_matrix, request_verdict
 from tools.mock_engine import RecordingMocks, run_program
 
-from .program import objects
+from .support import objects
 
 # Seed 004's httpbin example, with the admin identity and everyone else in one client namespace.
 HTTPBIN = {
@@ -45,13 +46,13 @@ def request(service_account: str | None, method: str, path: str) -> Request:
     (None, "GET", "/headers", "DENY"),
 ])
 def test_admin_may_do_anything_and_everyone_else_only_get_slash_get(seed_004, service_account, method, path, decision):
-    verdict = evaluate(MeshIndex(seed_004.manifests()), request(service_account, method, path))
+    verdict = evaluate(MeshIndex(seed_004.applied()), request(service_account, method, path))
     assert verdict.decision.value == decision, verdict.reason
 
 
 def test_other_namespaces_get_nothing_from_the_http_service(seed_004):
     outsider = Request("elsewhere", ObjectRef("istio-egress", "httpbin"), 80, method="GET", path="/get")
-    index = MeshIndex([*seed_004.manifests(), {"apiVersion": "v1", "kind": "Namespace",
+    index = MeshIndex([*seed_004.applied(), {"apiVersion": "v1", "kind": "Namespace",
                                                "metadata": {"name": "elsewhere", "labels": {"istio.io/dataplane-mode": "ambient"}}}])
     assert evaluate(index, outsider).decision.value == "DENY"
 
@@ -87,10 +88,10 @@ def test_http_service_is_closed_by_default_like_a_database(seed_004):
 
 def test_declared_matrix_marks_method_limited_access_and_request_verdicts_follow_the_grant():
     config = parse_config(SEED_004)
-    assert config.access_matrix() == {"apps": {"httpbin": LIMITED}, "apps/sa/admin": {"httpbin": ALLOW}}
-    assert config.request_verdict("apps", "httpbin", "GET", "/get") == ALLOW
-    assert config.request_verdict("apps", "httpbin", "POST", "/post") == DENY
-    assert config.request_verdict("apps/sa/admin", "httpbin", "POST", "/post") == ALLOW
+    assert access_matrix(config) == {"apps": {"httpbin": LIMITED}, "apps/sa/admin": {"httpbin": ALLOW}}
+    assert request_verdict(config, "apps", "httpbin", "GET", "/get") == ALLOW
+    assert request_verdict(config, "apps", "httpbin", "POST", "/post") == DENY
+    assert request_verdict(config, "apps/sa/admin", "httpbin", "POST", "/post") == ALLOW
 
 
 def test_tls_service_grant_is_a_plain_tcp_rule():

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ALLOW, DENY, load_stack_file, parse_config
-from components.manifests import Waypoint, postgres_port, service_entry
+from stack import load_stack_file, parse_config
+from stack.access import ALLOW, DENY, access_matrix
+from components.manifests import service_entry
+from components.values import ServicePort, Waypoint, host_for_address
 from tools import verify
 from tools.verify import CompletedRun, Outcome, Result
 
@@ -85,8 +87,9 @@ def pg_isready(database: str, exit_code: int) -> CompletedRun:
 
 
 def service_entry_run(database: str) -> CompletedRun:
-    manifest = service_entry(database, "istio-egress", address=ADDRESSES[database], ports=[postgres_port(5432)],
-                             waypoint=Waypoint("waypoint", "istio-egress"), pin_address=True)
+    manifest = service_entry(database, "istio-egress", host=host_for_address(ADDRESSES[database]), addresses=None,
+                             ports=[ServicePort.tcp(5432, name="tcp-postgres")],
+                             waypoint=Waypoint(name="waypoint", namespace="istio-egress"))
     return CompletedRun(0, json.dumps(manifest))
 
 
@@ -130,11 +133,13 @@ def result_rows(out: str) -> dict[tuple[str, str], list[str]]:
 
 
 def test_the_dev_stack_passes_when_the_cluster_behaves_as_granted(capsys):
-    assert load_stack_file(ROOT / "Pulumi.dev.yaml").access_matrix() == {
+    assert access_matrix(load_stack_file(ROOT / "Pulumi.dev.yaml")) == {
         "rds-demo-1": {"postgres-1": ALLOW, "postgres-2": DENY},
         "rds-demo-2": {"postgres-1": DENY, "postgres-2": ALLOW},
     }
-    executor = FakeExecutor(cluster())
+    responses = cluster()
+    responses[("config", "get-contexts")] = CompletedRun(0, "kind-ambient\nkind-ambient-egress\n")
+    executor = FakeExecutor(responses)
 
     code = verify.main(["--stack", "dev"], executor=executor, clock=executor.clock, project_dir=ROOT)
 
@@ -142,6 +147,17 @@ def test_the_dev_stack_passes_when_the_cluster_behaves_as_granted(capsys):
     assert code == verify.EXIT_PASSED
     assert {cell: row[2] for cell, row in result_rows(out).items()} == dict.fromkeys(REFERENCE_MATRIX, "PASS")
     assert "4 passed, 0 failed, 0 errors" in out
+
+
+def test_verify_targets_the_stacks_kubernetes_context_not_the_current_one():
+    responses = cluster()
+    responses[("config", "get-contexts")] = CompletedRun(0, "kind-ambient\nkind-ambient-egress\n")
+    executor = FakeExecutor(responses)
+
+    verify.main(["--stack", "dev"], executor=executor, clock=executor.clock, project_dir=ROOT)
+
+    assert executor.execs() and all(argv[1:3] == ["--context", "kind-ambient-egress"] for argv, _ in executor.execs())
+    assert not any("current-context" in argv for argv, _ in executor.calls)
 
 
 def test_each_check_runs_pg_isready_in_the_client_pod_against_the_service_entry_host(project_dir):

@@ -23,8 +23,12 @@ from analysis import (
     AccessMatrix, MeshIndex, ObjectRef, Request, access_matrix, align_columns, analyze, evaluate, load_manifests,
     render_findings, render_mermaid, render_table,
 )
-from components.config import LIMITED, ConfigError, StackConfig, is_ipv4, parse_config, stack_file_values
-from tools.mock_engine import ROOT, RecordingMocks, run_program
+from components.names import address_problem
+from components.values import is_ipv4
+from stack import PROJECT, ConfigError, StackConfig, StackFile, read_stack_file
+from stack.access import LIMITED, request_verdict
+from stack.access import access_matrix as declared_matrix
+from tools.mock_engine import ROOT, ProgramRun, RecordingMocks, run_program
 
 # Stand-in LoadBalancer addresses come from TEST-NET-3 (RFC 5737): documentation-only, never routed.
 PLACEHOLDER_NETWORK = ipaddress.IPv4Network("203.0.113.0/24")
@@ -34,6 +38,7 @@ PLACEHOLDER_FIRST_HOST = 10
 # allow-nothing baseline before its ServiceEntry, so nothing is open in between.
 APPLY_ORDER = (
     ("00-namespaces.yaml", ("Namespace",)),
+    ("05-namespace-labels.yaml", ("Namespace:labels",)),
     ("10-identities-and-secrets.yaml", ("ServiceAccount", "Secret")),
     ("20-egress-gateway.yaml", ("Gateway", "Telemetry")),
     ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
@@ -43,6 +48,10 @@ APPLY_ORDER = (
     ("60-network-policies.yaml", ("NetworkPolicy",)),
     ("70-workloads.yaml", ("Deployment", "Service", "Pod")),
 )
+
+
+# Written into every plan directory, so a later plan empties only a directory a plan wrote.
+PLAN_MARKER = ".ambient-egress-plan"
 
 
 def placeholder_load_balancers(config: StackConfig, overrides: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -58,20 +67,40 @@ def placeholder_load_balancers(config: StackConfig, overrides: Mapping[str, str]
     return addresses
 
 
-def _file_for(manifest: Mapping[str, Any]) -> str:
+def _file_for(manifest: Mapping[str, Any], *, patch: bool) -> str:
     kind = manifest["kind"]
-    if kind == "AuthorizationPolicy" and "rules" not in manifest.get("spec", {}):
+    if patch:
+        kind = f"{kind}:labels"
+    elif kind == "AuthorizationPolicy" and "rules" not in manifest.get("spec", {}):
         kind = "AuthorizationPolicy:baseline"
     return next(file for file, kinds in APPLY_ORDER if kind in kinds)
 
 
-def write_manifests(manifests: Sequence[Mapping[str, Any]], directory: Path) -> list[Path]:
+class PlanDirectoryError(Exception):
+    """The output directory holds something a plan did not write."""
+
+
+def prepare_directory(directory: Path) -> None:
+    """An empty directory to write into: created, or emptied when a previous plan wrote it."""
     if directory.exists():
+        if not directory.is_dir():
+            raise PlanDirectoryError(f"{directory} is a file, not a directory; pick another --out")
+        if any(directory.iterdir()) and not (directory / PLAN_MARKER).exists():
+            raise PlanDirectoryError(f"{directory} is not empty and was not written by make plan; it is left as it is. "
+                                     "Pick an empty or new directory with PLAN_DIR=<dir> (or --out)")
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
+    (directory / PLAN_MARKER).write_text("written by make plan; the next plan empties this directory\n")
+
+
+def write_manifests(manifests: Sequence[Mapping[str, Any]], directory: Path,
+                    patches: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
+    prepare_directory(directory)
     by_file: dict[str, list[Mapping[str, Any]]] = {file: [] for file, _ in APPLY_ORDER}
     for manifest in manifests:
-        by_file[_file_for(manifest)].append(manifest)
+        by_file[_file_for(manifest, patch=False)].append(manifest)
+    for manifest in patches:
+        by_file[_file_for(manifest, patch=True)].append(manifest)
     written = []
     for file, documents in by_file.items():
         if documents:
@@ -87,7 +116,7 @@ def declared_mismatches(matrix: AccessMatrix, config: StackConfig) -> list[str]:
     LIMITED cells depend on the request, so the sample requests check them instead.
     """
     mismatches = []
-    for namespace, row in config.access_matrix().items():
+    for namespace, row in declared_matrix(config).items():
         for database, declared in row.items():
             if declared == LIMITED:
                 continue
@@ -118,7 +147,7 @@ class SampleCheck:
 def sample_checks(index: MeshIndex, config: StackConfig) -> list[SampleCheck]:
     """Every declared client against every sample request of every HTTP service."""
     checks = []
-    clients = list(config.access_matrix())
+    clients = list(declared_matrix(config))
     for service in config.services:
         port = service.http_ports[0].number if service.http_ports else None
         for client in clients:
@@ -129,7 +158,7 @@ def sample_checks(index: MeshIndex, config: StackConfig) -> list[SampleCheck]:
                                   method=sample.method, path=sample.path)
                 verdict = evaluate(index, request)
                 checks.append(SampleCheck(client, service.name, sample.method, sample.path,
-                                          config.request_verdict(client, service.name, sample.method, sample.path),
+                                          request_verdict(config, client, service.name, sample.method, sample.path),
                                           verdict.decision.value, verdict.reason))
     return checks
 
@@ -149,8 +178,19 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
         name, separator, address = pair.partition("=")
         if not separator or not name or not address:
             raise SystemExit(f"--lb takes NAME=ADDRESS, e.g. --lb postgres-1=198.51.100.7 (got {pair!r})")
+        problem = address_problem(address)
+        if problem:
+            raise SystemExit(f"--lb {name}: the address {problem}")
         overrides[name] = address
     return overrides
+
+
+def run_stack_file(stack_file: StackFile, mocks: RecordingMocks, *, stack: str) -> ProgramRun:
+    """The program, run on the mock engine with a stack file's whole config as `pulumi up` gets it."""
+    prefix = f"{PROJECT}:"
+    values = {key[len(prefix):]: value for key, value in stack_file.config.items() if key.startswith(prefix)}
+    others = {key: value for key, value in stack_file.config.items() if not key.startswith(prefix)}
+    return run_program(values, mocks, stack=stack, other_config=others)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,15 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="how to print the access matrix (all three are written to the out directory)")
     args = parser.parse_args(argv)
 
-    stack_file = args.config or ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.exists():
-        print(f"no stack config {stack_file.name}: create it, or pick another with STACK=<name>", file=sys.stderr)
+    stack_path = args.config or ROOT / f"Pulumi.{args.stack}.yaml"
+    if not stack_path.exists():
+        print(f"no stack config {stack_path.name}: create it, or pick another with STACK=<name>", file=sys.stderr)
         return 2
-    values = stack_file_values(stack_file)
     try:
-        config = parse_config(values)
+        stack_file = read_stack_file(stack_path)
+        config = stack_file.stack_config()
     except ConfigError as error:
-        print(f"{stack_file.name}: {error}", file=sys.stderr)
+        print(error, file=sys.stderr)
         return 2
     overrides = _parse_overrides(args.lb)
     unknown = sorted(set(overrides) - {database.name for database in config.databases if database.is_stand_in})
@@ -181,9 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     load_balancers = placeholder_load_balancers(config, overrides)
-    manifests = run_program(values, RecordingMocks(load_balancers), stack=args.stack).manifests()
+    run = run_stack_file(stack_file, RecordingMocks(load_balancers), stack=args.stack)
+    manifests, patches = run.manifests(), run.patches()
     out = args.out or ROOT / "build" / "plan" / args.stack
-    files = write_manifests(manifests, out)
+    try:
+        files = write_manifests(manifests, out, patches)
+    except PlanDirectoryError as error:
+        print(error, file=sys.stderr)
+        return 2
 
     index = MeshIndex(load_manifests(out))
     findings = analyze(index)
@@ -198,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "findings.txt").write_text(render_findings(findings) + "\n")
 
     placeholders = {name: lb.get("ip") or lb["hostname"] for name, lb in load_balancers.items() if name not in overrides}
-    print(f"{stack_file.name}: {len(manifests)} objects in {len(files)} files under {out}")
+    print(f"{stack_path.name}: {len(manifests)} objects and {len(patches)} label patches in {len(files)} files under {out}")
     if placeholders:
         listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
         print(f"PLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}")
@@ -212,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if samples:
         print("\nHTTP sample requests:")
         print(render_sample_checks(samples))
-    unchecked = sorted({target for row in config.access_matrix().values() for target, cell in row.items() if cell == LIMITED}
+    unchecked = sorted({target for row in declared_matrix(config).values() for target, cell in row.items() if cell == LIMITED}
                        - {service.name for service in config.services if service.sample_requests})
     if unchecked:
         print(f"\nNote: method- or path-limited grants of {', '.join(unchecked)} are not checked: declare sampleRequests")

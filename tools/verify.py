@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from analysis import align_columns
-from components.config import DENY, PROJECT, ConfigError, StackConfig, load_stack_file
 from components.manifests import TEST_CLIENT_NAME
+from stack import PROJECT, ConfigError, StackConfig, read_stack_file
+from stack.access import DENY, access_matrix, test_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,9 +208,9 @@ def plan_checks(config: StackConfig, targets: Mapping[str, Endpoint | Unresolved
     promised matrix is that identity's, not the bare namespace's. pg_isready speaks only to
     databases, so other services are left to `make plan`.
     """
-    matrix = config.access_matrix()
+    matrix = access_matrix(config)
     return tuple(
-        Check(grant.namespace, database.name, matrix[grant.test_client][database.name], targets[database.name])
+        Check(grant.namespace, database.name, matrix[test_client(grant)][database.name], targets[database.name])
         for grant in config.grants
         for database in config.databases
     )
@@ -395,19 +396,21 @@ def report_json(stack: str, context: str | None, results: Sequence[CheckResult],
 
 # --- The command ------------------------------------------------------------------------------
 
-def load_config(stack: str, project_dir: Path) -> StackConfig:
+def load_config(stack: str, project_dir: Path) -> tuple[StackConfig, str | None]:
+    """The stack's config, and the kubectl context its `kubernetes:context` names, if any."""
     path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise CannotVerify(f"no stack file {path.name} in {project_dir}: pass --stack with an existing stack")
     try:
-        config = load_stack_file(path)
-    except FileNotFoundError:
-        raise CannotVerify(f"no stack file {path.name} in {project_dir}: pass --stack with an existing stack") from None
+        stack_file = read_stack_file(path)
+        config = stack_file.stack_config()
     except ConfigError as error:
-        raise CannotVerify(f"{path.name}: {error}") from None
+        raise CannotVerify(str(error)) from None
     if not config.test_clients:
         raise CannotVerify(f"{path.name} deploys no test client pods: set {PROJECT}:testClients: true and pulumi up")
     if not config.grants:
         raise CannotVerify(f"{path.name} declares no grants: there is no access matrix to verify")
-    return config
+    return config, stack_file.kubernetes_context
 
 
 def run_checks(config: StackConfig, kubectl: Kubectl, timeout: float, clock: Clock, progress: TextIO) -> list[CheckResult]:
@@ -446,7 +449,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="Exit codes: 0 all passed, 1 a check failed, 2 could not verify (or some checks errored).",
     )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml holds the matrix (default: dev)")
-    parser.add_argument("--context", help="kubectl context to use (default: the kubeconfig's current context)")
+    parser.add_argument("--context", help="kubectl context to use (default: the stack's kubernetes:context, else the "
+                                          "kubeconfig's current context)")
     parser.add_argument("--timeout", type=_exec_timeout, default=DEFAULT_EXEC_TIMEOUT_SECONDS,
                         help=f"seconds allowed for each kubectl exec (default: {DEFAULT_EXEC_TIMEOUT_SECONDS:g})")
     parser.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
@@ -461,11 +465,12 @@ def main(
     project_dir: Path = ROOT,
 ) -> int:
     args = parse_args(argv)
-    kubectl = Kubectl(executor or SubprocessExecutor(), args.context)
     started = clock()
     context = None
     try:
-        config = load_config(args.stack, project_dir)
+        config, stack_context = load_config(args.stack, project_dir)
+        # The cluster the stack deploys to, unless told otherwise: never whatever is current.
+        kubectl = Kubectl(executor or SubprocessExecutor(), args.context or stack_context)
         context = preflight(kubectl)
     except CannotVerify as error:
         print(f"verify: cannot verify stack {args.stack!r}: {error}", file=sys.stderr)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from analysis import Decision, access_matrix, analyze
-from tests.program import dev_config, run
+from tests.support import dev_values, run
 
 UNPROTECTED = {"serviceEntryAddresses": False, "databaseIngressPolicy": False}
 
 
 def test_program_output_has_no_route_around_the_waypoint_and_no_finding():
-    manifests = run().manifests()
+    manifests = run().applied()
     assert analyze(manifests) == []
     matrix = access_matrix(manifests)
     assert [verdict.bypasses for _, _, verdict in matrix.entries()] == [()] * 4
@@ -20,7 +20,7 @@ def test_program_output_has_no_route_around_the_waypoint_and_no_finding():
 
 
 def test_program_without_bypass_protection_shows_the_bypasses():
-    manifests = run(dev_config(bypassProtection=UNPROTECTED)).manifests()
+    manifests = run(dev_values(bypassProtection=UNPROTECTED)).applied()
     assert [(finding.code, finding.resource) for finding in analyze(manifests)] == [
         ("EGW0401", "ServiceEntry istio-egress/postgres-1"),
         ("EGW0401", "ServiceEntry istio-egress/postgres-2"),
@@ -40,7 +40,7 @@ def test_program_service_account_grant_gives_the_account_its_own_row():
         {"namespace": "rds-demo-1", "databases": ["postgres-1"], "serviceAccounts": ["app"]},
         {"namespace": "rds-demo-2", "databases": ["postgres-2"]},
     ]
-    matrix = access_matrix(run(dev_config(grants=grants, trustDomain="example.org")).manifests())
+    matrix = access_matrix(run(dev_values(grants=grants, trustDomain="example.org")).applied())
     assert matrix.to_dict()["cells"] == {
         "rds-demo-1": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "DENY"},
         "rds-demo-1/sa/app": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},

@@ -26,7 +26,7 @@ import kubernetes_validate
 import yaml
 from celpy import celtypes
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMAS_DIR = Path(os.environ.get("EGRESS_SCHEMAS_DIR") or PROJECT_ROOT.parent / "shared" / "schemas")
 SCHEMAS_MISSING_REASON = "../shared/schemas not found (set EGRESS_SCHEMAS_DIR)"
 ISTIO_CRDS = "istio-1.30.3/crd-all.gen.yaml"

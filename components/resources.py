@@ -1,0 +1,105 @@
+"""Registering rendered manifests as pulumi-kubernetes resources, and the options children inherit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# Typed classes for core kinds give Pulumi's await logic (a Deployment waits for readiness, a
+# LoadBalancer Service for its address) and secret handling for Secret data.
+_WITH_SPEC: dict[tuple[str, str], Any] = {
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "Pod"): k8s.core.v1.Pod,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+}
+_METADATA_ONLY: dict[tuple[str, str], Any] = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+}
+# Objects the stack does not own: it manages only the fields it sets, and leaves the object.
+_PATCHES: dict[tuple[str, str], Any] = {
+    ("v1", "Namespace"): k8s.core.v1.NamespacePatch,
+}
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def kubernetes_object(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Register `manifest` as the object it describes. Fields are passed as they are, so an Output
+    in one field (a secret, a LoadBalancer's address) leaves every other field known in preview."""
+    gvk = (manifest["apiVersion"], manifest["kind"])
+    if gvk in _METADATA_ONLY:
+        return _METADATA_ONLY[gvk](resource_name, metadata=manifest["metadata"], opts=opts)  # type: ignore[no-any-return]
+    if gvk in _WITH_SPEC:
+        return _WITH_SPEC[gvk](resource_name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)  # type: ignore[no-any-return]
+    if gvk == ("v1", "Secret"):
+        return k8s.core.v1.Secret(
+            resource_name, metadata=manifest["metadata"], type=manifest["type"],
+            string_data=manifest["stringData"], opts=opts,
+        )
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version=gvk[0], kind=gvk[1], metadata=manifest["metadata"], spec=manifest["spec"], opts=opts,
+    )
+
+
+def kubernetes_patch(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Set the manifest's fields on an existing object without owning it (server-side apply)."""
+    patch = _PATCHES[(manifest["apiVersion"], manifest["kind"])]
+    return patch(resource_name, metadata=manifest["metadata"], opts=opts)  # type: ignore[no-any-return]
+
+
+def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: str, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Read an existing object. Reads run in preview too, so a missing one stops the program
+    before anything is created (the provider reports that it does not exist)."""
+    if (api_version, kind) == ("v1", "Namespace"):
+        return k8s.core.v1.Namespace.get(resource_name, object_id, opts=opts)
+    if (api_version, kind) == ("v1", "ServiceAccount"):
+        return k8s.core.v1.ServiceAccount.get(resource_name, object_id, opts=opts)
+    if (api_version, kind) == ("apps/v1", "DaemonSet"):
+        return k8s.apps.v1.DaemonSet.get(resource_name, object_id, opts=opts)
+    if (api_version, kind) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+        return k8s.apiextensions.v1.CustomResourceDefinition.get(resource_name, object_id, opts=opts)
+    return k8s.apiextensions.CustomResource.get(resource_name, api_version=api_version, kind=kind, id=object_id, opts=opts)
+
+
+def derived(value: pulumi.Input[T], derive: Callable[[T], U]) -> U | pulumi.Output[U]:
+    """`derive(value)` now when the value is known up front, else once it resolves.
+
+    Names from the config are plain; only deploy-time values (a LoadBalancer's address) need the
+    Output machinery, which is most of the program's cost at scale (docs/profile.md).
+    """
+    if isinstance(value, pulumi.Output):
+        return value.apply(derive)
+    return derive(value)  # type: ignore[arg-type]
+
+
+def child_options(
+    parent: pulumi.Resource,
+    opts: pulumi.ResourceOptions | None,
+    *,
+    depends_on: Sequence[pulumi.Input[pulumi.Resource] | None] = (),
+    retain_on_delete: bool | None = None,
+    custom_timeouts: pulumi.CustomTimeouts | None = None,
+) -> pulumi.ResourceOptions:
+    """Options for a component's child.
+
+    `parent` passes the providers and `protect`; Pulumi passes nothing else of a component's
+    options to its children. So the component's `depends_on` goes to every child (a program that
+    installs Istio in the same stack orders it first), and its `retain_on_delete`,
+    `custom_timeouts` and `deleted_with` too, unless the child sets its own because it needs it.
+    """
+    given = opts or pulumi.ResourceOptions()
+    inherited = given.depends_on if given.depends_on is not None else []
+    inherited = inherited if isinstance(inherited, list) else [inherited]
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=[*inherited, *(resource for resource in depends_on if resource is not None)],
+        retain_on_delete=retain_on_delete if retain_on_delete is not None else given.retain_on_delete,
+        custom_timeouts=custom_timeouts if custom_timeouts is not None else given.custom_timeouts,
+        deleted_with=given.deleted_with,
+    )

@@ -55,7 +55,8 @@ class EgressGateway(pulumi.ComponentResource):
             namespace = kubernetes_object(
                 f"{name}/namespace", manifests.namespace(args.namespace, ambient=True), child_options(self, opts))
         else:
-            existing = kubernetes_read(f"{name}/existing-namespace", "v1", "Namespace", args.namespace, child_options(self, opts))
+            existing = kubernetes_read(f"{name}/existing-namespace: create it, or let the gateway own it",
+                                       "v1", "Namespace", args.namespace, child_options(self, opts))
             # Un-enrolling on delete would leave whatever else uses the namespace unenforced.
             namespace = kubernetes_patch(
                 f"{name}/namespace-labels", manifests.namespace_labels(args.namespace),

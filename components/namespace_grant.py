@@ -85,7 +85,8 @@ class NamespaceGrant(pulumi.ComponentResource):
                 for account in accounts
             ]
         else:
-            existing = kubernetes_read(f"{name}/existing-namespace", "v1", "Namespace", args.namespace, child_options(self, opts))
+            existing = kubernetes_read(f"{name}/existing-namespace: create it, or let the grant own it",
+                                       "v1", "Namespace", args.namespace, child_options(self, opts))
             # Un-enrolling on delete would leave the namespace's traffic unenforced, and other
             # grants or teams may rely on it: the label stays.
             enrolment = kubernetes_patch(
@@ -93,7 +94,8 @@ class NamespaceGrant(pulumi.ComponentResource):
                 child_options(self, opts, depends_on=[existing], retain_on_delete=True))
             # Referenced, never created: the test client runs as one, so it must exist.
             identities = [
-                kubernetes_read(f"{name}/existing-service-account/{account}", "v1", "ServiceAccount",
+                kubernetes_read(f"{name}/existing-service-account/{account}: create it, the test client runs as it",
+                                "v1", "ServiceAccount",
                                 f"{args.namespace}/{account}", child_options(self, opts, depends_on=[existing]))
                 for account in accounts[:1] if args.test_client
             ]

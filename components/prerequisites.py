@@ -25,11 +25,10 @@ MINIMUM_ISTIO_VERSION = (1, 24)
 WAYPOINT_CLASS = "istio-waypoint"
 ZTUNNEL = "ztunnel"
 
-# How to put each missing piece in place, by what is missing.
-INSTALL_ISTIO = ("install Istio in ambient mode (istioctl install --set profile=ambient, or the Helm charts base, "
-                 "istiod --set profile=ambient, cni --set profile=ambient and ztunnel)")
-INSTALL_GATEWAY_API = ("install the Gateway API CRDs: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/"
-                       "releases/download/v1.4.0/standard-install.yaml")
+# How to put each missing piece in place. A read that fails stops the run with the engine's "does not
+# exist" and the read's name, so the name says what is missing and what installs it.
+INSTALL_ISTIO = "install Istio 1.24+ in ambient mode"
+INSTALL_GATEWAY_API = "install the Gateway API CRDs, standard channel"
 
 CUSTOM_RESOURCE_DEFINITIONS: Mapping[str, str] = {
     "gateways.gateway.networking.k8s.io": INSTALL_GATEWAY_API,
@@ -70,16 +69,16 @@ class MeshPrerequisites(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshPrerequisitesArgs | None = None, opts: pulumi.ResourceOptions | None = None):
         args = args or MeshPrerequisitesArgs()
         super().__init__(TYPE_TOKEN, name, None, opts)
-        # Named for what is missing when the read fails: the engine prints the name with its error.
         crds = [
-            kubernetes_read(f"{name}/crd/{crd}", "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd,
-                            child_options(self, opts))
+            kubernetes_read(f"{name}/crd/{crd}: {CUSTOM_RESOURCE_DEFINITIONS[crd]}", "apiextensions.k8s.io/v1",
+                            "CustomResourceDefinition", crd, child_options(self, opts))
             for crd in args.custom_resources
         ]
-        kubernetes_read(f"{name}/gatewayclass/{WAYPOINT_CLASS}", "gateway.networking.k8s.io/v1", "GatewayClass",
-                        WAYPOINT_CLASS, child_options(self, opts, depends_on=crds))
-        ztunnel = kubernetes_read(f"{name}/ztunnel", "apps/v1", "DaemonSet", f"{args.istio_namespace}/{ZTUNNEL}",
-                                  child_options(self, opts))
+        kubernetes_read(f"{name}/gatewayclass/{WAYPOINT_CLASS}: {INSTALL_ISTIO}, which makes it",
+                        "gateway.networking.k8s.io/v1", "GatewayClass", WAYPOINT_CLASS,
+                        child_options(self, opts, depends_on=crds))
+        ztunnel = kubernetes_read(f"{name}/ztunnel: {INSTALL_ISTIO}", "apps/v1", "DaemonSet",
+                                  f"{args.istio_namespace}/{ZTUNNEL}", child_options(self, opts))
         where = f"DaemonSet {args.istio_namespace}/{ZTUNNEL}"
         self.istio_version = pulumi.Output.all(ztunnel.metadata, ztunnel.spec).apply(
             lambda values: checked_version(where, istio_version(*values), args.minimum_istio_version))

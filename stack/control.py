@@ -64,7 +64,8 @@ class EgressAccessControl(pulumi.ComponentResource):
                 f"{name}/database-namespace", manifests.namespace(config.database_namespace, ambient=False), ready)
         elif stand_ins:
             database_namespace = kubernetes_read(
-                f"{name}/existing-database-namespace", "v1", "Namespace", config.database_namespace, ready)
+                f"{name}/existing-database-namespace: create it, or set createDatabaseNamespace: true",
+                "v1", "Namespace", config.database_namespace, ready)
         self.databases = {
             database.name: ExternalDatabase(f"{name}/database/{database.name}", ExternalDatabaseArgs(
                 waypoint=waypoint, port=database.port, address=database.address, service_name=database.name,

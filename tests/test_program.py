@@ -191,8 +191,9 @@ def test_every_service_entry_has_an_allow_nothing_baseline_in_its_namespace(dev)
 
 DATABASE = "egress/database/postgres-1"
 ENTRY = f"{DATABASE}/external-service"
-PREREQUISITES = {"egress/prerequisites/ztunnel", "egress/prerequisites/gatewayclass/istio-waypoint",
-                 "egress/prerequisites/crd/serviceentries.networking.istio.io"}
+PREREQUISITES = {"egress/prerequisites/ztunnel: install Istio 1.24+ in ambient mode",
+                 "egress/prerequisites/gatewayclass/istio-waypoint: install Istio 1.24+ in ambient mode, which makes it",
+                 "egress/prerequisites/crd/serviceentries.networking.istio.io: install Istio 1.24+ in ambient mode"}
 
 
 @pytest.mark.parametrize(("resource", "waits_for"), [
@@ -236,7 +237,7 @@ def test_adding_a_grant_touches_only_that_grants_resources(dev):
     after = {(r.type, r.name): r.manifest() for r in extended.resources}
     assert all(after[key] == manifest for key, manifest in before.items())
     added = sorted(name for (_, name) in set(after) - set(before))
-    assert added == ["egress/grant/rds-demo-3", "egress/grant/rds-demo-3/client", "egress/grant/rds-demo-3/existing-namespace",
+    assert added == ["egress/grant/rds-demo-3", "egress/grant/rds-demo-3/client", "egress/grant/rds-demo-3/existing-namespace: create it, or let the grant own it",
                      "egress/grant/rds-demo-3/namespace-labels", "egress/grant/rds-demo-3/policy/postgres-1",
                      "egress/grant/rds-demo-3/policy/postgres-2"]
 

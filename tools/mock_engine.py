@@ -120,6 +120,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.load_balancers = dict(load_balancers or {})
         self.cluster = cluster or Cluster()
         self.registered: list[Registered] = []
+        self.refused: list[str] = []
+        """The names of reads the cluster refused."""
         self.preview = False
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -137,7 +139,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def _read(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         kind = args.typ.rsplit(":", 1)[1]
-        state = self.cluster.read(kind, args.resource_id)
+        try:
+            state = self.cluster.read(kind, args.resource_id)
+        except ReadRefused:
+            self.refused.append(args.name)
+            raise
         self.registered.append(Registered(args.typ, args.name, {**args.inputs, **state}, read=True))
         return args.resource_id, {**args.inputs, **state}
 
@@ -153,6 +159,8 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
         super().__init__(mocks)
         self.dependencies: dict[str, set[str]] = {}
         self.providers: dict[str, str] = {}
+        self.retained: dict[str, bool] = {}
+        self.timeouts: dict[str, dict[str, str]] = {}
         self.urns: dict[str, str] = {}
         """Every URN, with the parents' whole type chain as the engine writes it, by resource name."""
 
@@ -170,6 +178,10 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
             self._full_urn(self.urns.get(_name_of(request.parent), request.parent), request.type, request.name)
             self.dependencies[request.name] = {_name_of(urn) for urn in request.dependencies}
             self.providers[request.name] = request.provider
+            self.retained[request.name] = bool(request.retainOnDelete)
+            timeouts = request.customTimeouts
+            self.timeouts[request.name] = {kind: getattr(timeouts, kind) for kind in ("create", "update", "delete")
+                                           if getattr(timeouts, kind)}
         return super().RegisterResource(request)
 
     def ReadResource(self, request: Any) -> Any:
@@ -197,6 +209,10 @@ class ProgramRun:
     """By resource name, the names of the resources its registration waited for."""
     providers: dict[str, str] = field(default_factory=dict)
     """By resource name, the provider reference it was registered with (empty: the default provider)."""
+    retained: dict[str, bool] = field(default_factory=dict)
+    """By resource name, whether `pulumi destroy` leaves the object (`retain_on_delete`)."""
+    timeouts: dict[str, dict[str, str]] = field(default_factory=dict)
+    """By resource name, its custom timeouts."""
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -218,18 +234,20 @@ class ProgramRun:
         return [resource for resource in self.resources if resource.read]
 
 
-def duplicate_kubernetes_objects(resources: Iterable[Registered]) -> list[str]:
-    """Kubernetes objects two resources would both create: the cluster refuses the second."""
-    seen: dict[tuple[str, str, str, str], str] = {}
+def duplicate_kubernetes_objects(resources: Iterable[Registered], providers: Mapping[str, str]) -> list[str]:
+    """Kubernetes objects two resources would both create in one cluster (through one provider):
+    the cluster refuses the second."""
+    seen: dict[tuple[str, str, str, str, str], str] = {}
     duplicates = []
     for resource in resources:
         if not resource.creates_kubernetes_object:
             continue
         manifest = resource.manifest()
         metadata = manifest.get("metadata", {})
-        identity = (manifest.get("apiVersion", ""), manifest.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", ""))
+        identity = (providers.get(resource.name, ""), manifest.get("apiVersion", ""), manifest.get("kind", ""),
+                    metadata.get("namespace", ""), metadata.get("name", ""))
         if identity in seen:
-            duplicates.append(f"{'/'.join(identity)} is created by both {seen[identity]} and {resource.name}")
+            duplicates.append(f"{'/'.join(identity[1:])} is created by both {seen[identity]} and {resource.name}")
         seen.setdefault(identity, resource.name)
     return duplicates
 
@@ -279,7 +297,9 @@ def run_on_mocks(
     run.urns = list(monitor.urns.values())
     run.dependencies = monitor.dependencies
     run.providers = monitor.providers
-    duplicates = duplicate_kubernetes_objects(run.resources)
+    run.retained = monitor.retained
+    run.timeouts = monitor.timeouts
+    duplicates = duplicate_kubernetes_objects(run.resources, run.providers)
     if duplicates:
         raise DuplicateKubernetesObject("; ".join(duplicates))
     return run

@@ -171,3 +171,68 @@ def test_limited_grant_without_sample_requests_is_named_as_unchecked(tmp_path, c
     stack = {**HTTPBIN_STACK, "services": [{**HTTPBIN_STACK["services"][0], "sampleRequests": []}]}
     plan.main(["--config", write_stack(tmp_path, stack), "--out", str(tmp_path / "plan")])
     assert "method- or path-limited grants of httpbin are not checked: declare sampleRequests" in capsys.readouterr().out
+
+
+# --- bad input: a clear message, exit 2, no traceback, nothing written ------------------------------
+
+BAD_STACK_FILES = [
+    pytest.param(b"config:\n  ambient-egress:databases:\n    - name: orders\n   address: 10.0.0.5\n",
+                 "Pulumi.test.yaml line 4 column 4", id="indentation"),
+    pytest.param(b"config:\n\tambient-egress:databases: []\n", "Pulumi.test.yaml line 2 column 1", id="tab"),
+    pytest.param(b"config:\n  ambient-egress:egressNamespace: egr\xe9ss\n", "byte 0xe9 is not UTF-8", id="not-utf8"),
+    pytest.param(b"- config: {}\n", "must be a map with a 'config' key", id="top-level-list"),
+    pytest.param(b"config:\n  - ambient-egress:databases: []\n", "'config' must be a map", id="config-list"),
+    pytest.param(b"config:\n  ambient-egress:databases: []\n  ambient-egres:grants: []\n",
+                 'did you mean "ambient-egress:grants"?', id="misspelt-project"),
+    pytest.param(b"config:\n  ambient-egress:databases: []\n  ambient-egress:testClients: yes\n",
+                 "testClients: must be true or false (got a string 'yes')", id="yaml-1.1-boolean"),
+    pytest.param(b"config:\n  ambient-egress:databases: []\n  ambient-egress:databases: []\n",
+                 "is given twice", id="duplicate-key"),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), BAD_STACK_FILES)
+def test_a_bad_stack_file_stops_the_plan_with_its_problem_and_writes_nothing(tmp_path, capsys, text, words):
+    stack = tmp_path / "Pulumi.test.yaml"
+    stack.write_bytes(text)
+    code = plan.main(["--config", str(stack), "--out", str(tmp_path / "plan")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert words in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "plan").exists()
+
+
+@pytest.mark.parametrize("address", ["not a host!", "postgres://db.example.com", "db.example.com:5432"])
+def test_a_load_balancer_override_that_is_no_address_is_refused(tmp_path, capsys, address):
+    with pytest.raises(SystemExit) as raised:
+        plan.main(["--out", str(tmp_path / "plan"), "--lb", f"postgres-1={address}"])
+    assert "--lb postgres-1: the address must be an IPv4 address or a DNS name" in str(raised.value)
+    assert not (tmp_path / "plan").exists()
+
+
+def test_the_plan_refuses_to_empty_a_directory_it_did_not_write(tmp_path, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    code = plan.main(["--out", str(precious)])
+    assert code == 2
+    assert "was not written by make plan; it is left as it is" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_the_plan_replaces_its_own_previous_output(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert plan.main(["--out", str(out)]) == 0
+    (out / "stale.yaml").write_text("kind: Namespace\nmetadata: {name: stale}\n")
+    assert plan.main(["--out", str(out)]) == 0
+    assert not (out / "stale.yaml").exists()
+
+
+def test_a_namespace_the_stack_does_not_own_is_labelled_in_its_own_file_after_the_namespaces(tmp_path, capsys):
+    assert plan.main(["--stack", "prod", "--out", str(tmp_path / "plan")]) in (0, 1)
+    labels = list(yaml.safe_load_all((tmp_path / "plan" / "05-namespace-labels.yaml").read_text()))
+    assert {doc["metadata"]["name"]: doc["metadata"]["labels"] for doc in labels} == {
+        "shop": {"istio.io/dataplane-mode": "ambient"}, "finance": {"istio.io/dataplane-mode": "ambient"}}
+    created = [doc["metadata"]["name"] for doc in yaml.safe_load_all((tmp_path / "plan" / "00-namespaces.yaml").read_text())]
+    assert created == ["istio-egress"]

@@ -296,3 +296,15 @@ def test_password_never_appears_in_the_programs_logs(caplog):
         run()
     assert caplog.records, "the run logged nothing, so this test would prove nothing"
     assert not any(MOCK_PASSWORD in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(("database", "port_name"), [
+    ({"name": "ledger", "address": "10.0.0.7", "port": 3306}, "tcp-mysql"),
+    ({"name": "ledger", "address": "10.0.0.7", "port": 5432}, "tcp-postgres"),
+    ({"name": "ledger", "address": "10.0.0.7", "port": 7000}, "tcp-7000"),
+    # A stand-in is PostgreSQL whatever port it listens on.
+    ({"name": "ledger", "port": 3306}, "tcp-postgres"),
+])
+def test_a_databases_service_entry_port_is_named_after_its_engine(database, port_name):
+    program = run(dev_values(databases=[database], grants=[]), load_balancers={"ledger": {"ip": "203.0.113.20"}})
+    assert objects(program, "ServiceEntry")["istio-egress/ledger"]["spec"]["ports"][0]["name"] == port_name

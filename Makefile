@@ -1,11 +1,12 @@
-# Each target does its own set-up: a virtualenv in .venv with the pinned ranges installed.
+# Each target does its own set-up: a virtualenv in .venv with the pinned requirements installed,
+# the same versions `pulumi up` installs (Pulumi.yaml: toolchain pip, virtualenv .venv).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 PLAN_DIR ?= build/plan/$(STACK)
 
-.PHONY: test plan verify bench clean
+.PHONY: test lint plan verify bench schema clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m stack.schema --check
+
 plan: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --stack $(STACK) --out $(PLAN_DIR) $(PLAN_ARGS)
 
@@ -25,5 +31,9 @@ verify: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
+# Regenerates docs/stack-config.schema.json from the config model.
+schema: $(BIN)/.installed
+	$(BIN)/python -m stack.schema
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .hypothesis .mypy_cache .ruff_cache

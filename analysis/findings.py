@@ -21,6 +21,7 @@ from .manifests import (
     Resource,
     as_index,
 )
+from .matrix import client_namespaces
 from .mesh import (
     DATAPLANE_MODE,
     USE_WAYPOINT,
@@ -33,7 +34,6 @@ from .mesh import (
     service_entry_ports,
     waypoint_binding,
 )
-from .matrix import client_namespaces
 from .policy import Policy, TargetRef, parse_policy
 
 _SEVERITY_ORDER = {"Error": 0, "Warning": 1, "Info": 2}

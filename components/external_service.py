@@ -125,6 +125,7 @@ class ExternalService(pulumi.ComponentResource):
         for access in accesses:
             if access.target is not self:
                 raise ValueError(f"{self._name}.grant: an access to {access.target.name} cannot be granted on {self._name}")
+            access.check_grantable_to(grantee.namespace)
         rules = [
             manifests.access_rule(
                 grantee.namespace, ports=access.ports(), methods=access.methods, paths=access.paths,

@@ -62,9 +62,13 @@ class Access:
             problem = path_pattern_problem(path)
             if problem:
                 raise ValueError(f"{where}: path {path!r} {problem}")
+
+    def check_grantable_to(self, namespace: str) -> None:
+        """Refuse, naming both sides, an access the target cannot enforce."""
         if self.is_limited and not any(port.is_http for port in self.target.ports):
-            raise ValueError(f"{where}: methods and paths need an HTTP port, and {self.target.name} has none; "
-                             "TCP policies may use only ports, namespaces and principals")
+            raise ValueError(f"grant of {self.target.name} to namespace {namespace!r}: methods and paths need an HTTP "
+                             f"port, and {self.target.name} has none; TCP policies may use only ports, namespaces and "
+                             "principals")
 
     @property
     def is_limited(self) -> bool:

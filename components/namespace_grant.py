@@ -50,6 +50,9 @@ class NamespaceGrantArgs:
         check_namespace_ownership(where, self.namespace, owned=self.create_namespace)
         if not self.targets:
             raise ValueError(f"{where}: grant at least one target")
+        for _, accesses in self.accesses().values():
+            for access in accesses:
+                access.check_grantable_to(self.namespace)
 
     def accesses(self) -> dict[str, tuple[EgressTarget, list[Access]]]:
         """The accesses by target name, in the order given; a bare target is any request."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analysis import Decision
 from analysis.matching import path_matches
-from analysis.matrix import client_name, client_identity
+from analysis.matrix import client_identity, client_name
 
 from .model import Access, Grant, StackConfig
 

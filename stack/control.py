@@ -10,10 +10,20 @@ from __future__ import annotations
 import pulumi
 
 from components import (
-    Access, EgressGateway, EgressGatewayArgs, EgressTarget, ExternalDatabase, ExternalDatabaseArgs, ExternalService,
-    ExternalServiceArgs, MeshPrerequisites, MeshPrerequisitesArgs, NamespaceGrant, NamespaceGrantArgs,
+    Access,
+    EgressGateway,
+    EgressGatewayArgs,
+    EgressTarget,
+    ExternalDatabase,
+    ExternalDatabaseArgs,
+    ExternalService,
+    ExternalServiceArgs,
+    MeshPrerequisites,
+    MeshPrerequisitesArgs,
+    NamespaceGrant,
+    NamespaceGrantArgs,
+    manifests,
 )
-from components import manifests
 from components.resources import child_options, kubernetes_object, kubernetes_read
 from components.values import is_ipv4
 

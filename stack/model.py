@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ModelWrapValidatorHandler, StrictStr, ValidationInfo,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    StrictStr,
+    ValidationInfo,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -22,14 +29,33 @@ from components import manifests
 from components.grants import identities_in_order
 from components.names import shown
 from components.values import (
-    DEFAULT_DATABASE_NAMESPACE, DEFAULT_DATABASE_PORT, DEFAULT_EGRESS_NAMESPACE, DEFAULT_TRUST_DOMAIN,
-    DEFAULT_WAYPOINT_NAME, RESERVED_NAMESPACES, SYSTEM_NAMESPACES, Protocol, ServicePort,
+    DEFAULT_DATABASE_NAMESPACE,
+    DEFAULT_DATABASE_PORT,
+    DEFAULT_EGRESS_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    DEFAULT_WAYPOINT_NAME,
+    RESERVED_NAMESPACES,
+    SYSTEM_NAMESPACES,
+    Protocol,
+    ServicePort,
 )
 
 from .errors import PROBLEM, did_you_mean, problem
 from .types import (
-    Address, Flag, HeaderMap, HttpMethod, Label, NamespaceName, PathPattern, Port, PortName, PortProtocol, RequestPath,
-    ServiceAccountName, ServiceName, structured,
+    Address,
+    Flag,
+    HeaderMap,
+    HttpMethod,
+    Label,
+    NamespaceName,
+    PathPattern,
+    Port,
+    PortName,
+    PortProtocol,
+    RequestPath,
+    ServiceAccountName,
+    ServiceName,
+    structured,
 )
 
 PROJECT = "ambient-egress"
@@ -219,7 +245,8 @@ class Grant(_Model):
     """Own the namespace: create it and delete it with the grant. Default: it exists and belongs to
     its team; the stack only labels it for ambient and leaves the label."""
     databases: Annotated[tuple[DatabaseName, ...], Field(min_length=1), _unique("database")] = ()
-    services: Annotated[tuple[Annotated[Access, BeforeValidator(_access_form)], ...], Field(min_length=1)] = ()
+    services: Annotated[tuple[Annotated[Access, BeforeValidator(_access_form, json_schema_input_type=str | Access)], ...],
+                        Field(min_length=1)] = ()
     service_accounts: ServiceAccounts = ()
 
     @model_validator(mode="wrap")

@@ -133,7 +133,7 @@ def read_stack_file(path: Path) -> StackFile:
         line = data[:error.start].count(b"\n") + 1
         raise ConfigError([f"{path.name} line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the file as UTF-8"]) from None
     try:
-        document = yaml.load(text, Loader=_PulumiYamlLoader)  # noqa: S506 - a safe loader, Pulumi's YAML 1.2 reading
+        document = yaml.load(text, Loader=_PulumiYamlLoader)
     except yaml.constructor.ConstructorError as error:
         raise ConfigError([f"{path.name}{_where(error)}: {error.problem or error}"]) from None
     except yaml.MarkedYAMLError as error:

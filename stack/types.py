@@ -16,7 +16,13 @@ from pydantic import AfterValidator, BeforeValidator, StrictStr, WithJsonSchema
 from analysis.matching import path_pattern_problem
 from components.grants import HTTP_METHODS
 from components.names import (
-    DNS_LABEL_RULE, MAX_DNS_NAME, MAX_LABEL, address_problem, dns_label_problem, service_name_problem, shown,
+    DNS_LABEL_RULE,
+    MAX_DNS_NAME,
+    MAX_LABEL,
+    address_problem,
+    dns_label_problem,
+    service_name_problem,
+    shown,
 )
 from components.values import Protocol
 
@@ -110,8 +116,9 @@ _PATH_FORMS = "exact (/get), prefix (/api/*), suffix (*.json), a template (/api/
 
 
 def _path_pattern(text: str) -> str:
-    if len(text) > 1024 or (reason := path_pattern_problem(text)):
-        raise problem(f"must be an Istio path: {_PATH_FORMS} (got {shown(text)})")
+    reason = "longer than 1024 characters" if len(text) > 1024 else path_pattern_problem(text)
+    if reason:
+        raise problem(f"must be an Istio path: {_PATH_FORMS}; this one {reason} (got {shown(text)})")
     return text
 
 

@@ -6,8 +6,17 @@ import pulumi
 import pytest
 
 from components import (
-    Access, EgressGateway, EgressGatewayArgs, ExternalDatabase, ExternalDatabaseArgs, ExternalService,
-    ExternalServiceArgs, Grantee, NamespaceGrant, NamespaceGrantArgs, ServicePort,
+    Access,
+    EgressGateway,
+    EgressGatewayArgs,
+    ExternalDatabase,
+    ExternalDatabaseArgs,
+    ExternalService,
+    ExternalServiceArgs,
+    Grantee,
+    NamespaceGrant,
+    NamespaceGrantArgs,
+    ServicePort,
 )
 from tools.mock_engine import DuplicateUrn, RecordingMocks, is_secret, resolved, run_on_mocks
 
@@ -141,8 +150,11 @@ def test_an_access_naming_both_sides_refuses_methods_on_a_target_without_http():
         gateway = EgressGateway("egress")
         orders = ExternalDatabase("orders", ExternalDatabaseArgs(waypoint=gateway.waypoint, address="10.0.0.5"))
         NamespaceGrant("shop", NamespaceGrantArgs(namespace="shop", targets=[Access(target=orders, methods=("GET",))]))
-    with pytest.raises(ValueError, match="access to orders: methods and paths need an HTTP port, and orders has none"):
-        run_on_mocks(program)
+    mocks = RecordingMocks()
+    with pytest.raises(ValueError, match="grant of orders to namespace 'shop': methods and paths need an HTTP port, and "
+                                         "orders has none"):
+        run_on_mocks(program, mocks)
+    assert not [resource for resource in mocks.registered if "shop" in resource.name]
 
 
 def test_access_logging_can_be_turned_off():

@@ -19,7 +19,7 @@ from stack import BypassProtection, ConfigError, load_stack_file, parse_config, 
 from stack.access import ALLOW, DENY, access_matrix
 from tools.mock_engine import RecordingMocks, run_program
 
-from .support import P, ROOT, dev_values
+from .support import ROOT, P, dev_values
 
 DEV_STACK_FILE = ROOT / "Pulumi.dev.yaml"
 

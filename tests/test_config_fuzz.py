@@ -161,7 +161,7 @@ def wild_configs(hostile: st.SearchStrategy) -> st.SearchStrategy:
         lambda parts: [{"name": f"db-{i}", "port": 1 + i} for i in range(parts[0])] + parts[1])
     many_grants = st.tuples(st.integers(100, 300), st.lists(grant, max_size=2)).map(
         lambda parts: [{"namespace": f"ns-{i}", "databases": [f"db-{i % 7}"]} for i in range(parts[0])] + parts[1])
-    bypass = entries({name: booleans_or_strings | hostile for name in BYPASS_FLAGS}, hostile)
+    bypass = entries(dict.fromkeys(BYPASS_FLAGS, booleans_or_strings | hostile), hostile)
     top_level = st.fixed_dictionaries({}, optional={
         "databases": lists_of(database, hostile, huge=many_databases),
         "services": lists_of(service, hostile, huge=st.just([{"name": "svc", "host": "a.example.com",
@@ -195,7 +195,7 @@ sound_methods = st.lists(st.sampled_from(HTTP_METHODS), min_size=1, max_size=2, 
 sound_service_accounts = st.lists(labels, min_size=1, max_size=3, unique=True)
 sound_top_level_extras = st.fixed_dictionaries({}, optional={
     "waypointName": labels, "testClients": sound_booleans, "trustDomain": dns_names,
-    "bypassProtection": st.fixed_dictionaries({}, optional={flag: sound_booleans for flag in BYPASS_FLAGS}),
+    "bypassProtection": st.fixed_dictionaries({}, optional=dict.fromkeys(BYPASS_FLAGS, sound_booleans)),
 })
 huge_counts = st.integers(100, 300)
 

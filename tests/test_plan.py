@@ -82,14 +82,25 @@ def test_plan_files_never_hold_the_password(tmp_path, capsys):
     assert secret["stringData"]["POSTGRES_PASSWORD"] == SECRET_PLACEHOLDER
 
 
-@pytest.mark.parametrize("fmt", ["json", "mermaid"])
-def test_matrix_prints_as_json_or_mermaid(tmp_path, capsys, fmt):
-    code, out = run_plan(tmp_path, capsys, "--format", fmt)
+def test_matrix_prints_as_json_with_every_cell(tmp_path, capsys):
+    code, out = run_plan(tmp_path, capsys, "--format", "json")
     assert code == 0
-    if fmt == "json":
-        assert '"clients"' in out and '"rds-demo-1"' in out
-    else:
-        assert "flowchart" in out
+    matrix, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    assert matrix["clients"] == ["rds-demo-1", "rds-demo-2"]
+    assert matrix["cells"] == {
+        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
+        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
+    }
+
+
+def test_matrix_prints_as_mermaid_with_an_edge_per_cell(tmp_path, capsys):
+    code, out = run_plan(tmp_path, capsys, "--format", "mermaid")
+    assert code == 0
+    edges = {line.strip() for line in out.splitlines() if "-->" in line or ".->" in line}
+    assert edges == {
+        "ns_rds_demo_1 -- ALLOW --> se_istio_egress_postgres_1", "ns_rds_demo_1 -. DENY .-> se_istio_egress_postgres_2",
+        "ns_rds_demo_2 -. DENY .-> se_istio_egress_postgres_1", "ns_rds_demo_2 -- ALLOW --> se_istio_egress_postgres_2",
+    }
     assert (tmp_path / "plan" / "access-matrix.mmd").read_text().startswith("flowchart")
 
 

@@ -36,8 +36,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from components.config import StackConfig, is_ipv4, parse_config
+
 from tools.bench import Topology, resource_formula, topology_resources
 from tools.mock_engine import RecordingMocks, run_program
 

@@ -151,8 +151,9 @@ def test_database_and_service_may_not_share_a_name():
 
 
 @pytest.mark.parametrize("path", ["/get", "/api/*", "*.json", "*"])
-def test_istio_path_forms_are_accepted(path):
-    parse_config({**SEED_004, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "paths": [path]}]}]})
+def test_istio_path_forms_are_accepted_as_written(path):
+    config = parse_config({**SEED_004, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "paths": [path]}]}]})
+    assert config.grants[0].services[0].paths == (path,)
 
 
 @pytest.mark.parametrize("path", ["get", "/a/*/b", "/users/{*}", ""])

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from stack import load_stack_file, parse_config
-from stack.access import ALLOW, DENY, access_matrix
 from components.manifests import service_entry
 from components.values import ServicePort, Waypoint, host_for_address
+from stack import load_stack_file, parse_config
+from stack.access import ALLOW, DENY, access_matrix
 from tools import verify
 from tools.verify import CompletedRun, Outcome, Result
 

@@ -20,8 +20,18 @@ from typing import Any
 import yaml
 
 from analysis import (
-    AccessMatrix, MeshIndex, ObjectRef, Request, access_matrix, align_columns, analyze, evaluate, load_manifests,
-    render_findings, render_mermaid, render_table,
+    AccessMatrix,
+    MeshIndex,
+    ObjectRef,
+    Request,
+    access_matrix,
+    align_columns,
+    analyze,
+    evaluate,
+    load_manifests,
+    render_findings,
+    render_mermaid,
+    render_table,
 )
 from components.names import address_problem
 from components.values import is_ipv4

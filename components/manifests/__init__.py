@@ -11,14 +11,40 @@ without looking at it, and every decision about it is made where it resolves.
 """
 
 from .core import (
-    AMBIENT, CLIENT_IMAGE, DATABASE_COMPONENT, DATAPLANE_MODE, GATEWAY_NAME_LABEL, NAMESPACE_NAME_LABEL, PART_OF,
-    POSTGRES_CONTAINER_PORT, POSTGRES_IMAGE, POSTGRES_USER, TEST_CLIENT_NAME, client_egress_policy, metadata, namespace,
-    namespace_labels, service_account, stand_in_deployment, stand_in_ingress_policy, stand_in_secret, stand_in_service,
+    AMBIENT,
+    CLIENT_IMAGE,
+    DATABASE_COMPONENT,
+    DATAPLANE_MODE,
+    GATEWAY_NAME_LABEL,
+    NAMESPACE_NAME_LABEL,
+    PART_OF,
+    POSTGRES_CONTAINER_PORT,
+    POSTGRES_IMAGE,
+    POSTGRES_USER,
+    TEST_CLIENT_NAME,
+    client_egress_policy,
+    metadata,
+    namespace,
+    namespace_labels,
+    service_account,
+    stand_in_deployment,
+    stand_in_ingress_policy,
+    stand_in_secret,
+    stand_in_service,
     test_client_pod,
 )
 from .mesh import (
-    GATEWAY_REF, SERVICE_ENTRY_REF, TLS_PORT, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_READY_TIMEOUT_SECONDS,
-    request_header_route, service_entry, tls_origination_rule, waypoint_access_logging, waypoint_gateway,
+    GATEWAY_REF,
+    SERVICE_ENTRY_REF,
+    TLS_PORT,
+    USE_WAYPOINT,
+    USE_WAYPOINT_NAMESPACE,
+    WAYPOINT_READY_TIMEOUT_SECONDS,
+    request_header_route,
+    service_entry,
+    tls_origination_rule,
+    waypoint_access_logging,
+    waypoint_gateway,
 )
 from .policies import access_rule, allow_nothing_policy, grant_policy, grant_policy_name
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..values import POSTGRES_PORT_NAME, Waypoint
 
-
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 AMBIENT = {DATAPLANE_MODE: "ambient"}
 # Istio puts this label on the pods of every Gateway API gateway, waypoints included.

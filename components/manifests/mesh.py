@@ -10,7 +10,6 @@ from typing import Any
 from ..values import ServicePort, Waypoint
 from .core import metadata
 
-
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
 TLS_PORT = 443

@@ -11,7 +11,6 @@ from .core import metadata
 from .mesh import SERVICE_ENTRY_REF
 
 
-
 def _authorization_policy(name: str, namespace_name: str, service_entry_name: str, rules: list[dict[str, Any]] | None) -> dict[str, Any]:
     spec: dict[str, Any] = {"targetRefs": [{**SERVICE_ENTRY_REF, "name": service_entry_name}], "action": "ALLOW"}
     if rules is not None:

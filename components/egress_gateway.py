@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -9,7 +10,7 @@ import pulumi
 from . import manifests
 from .names import check_namespace_ownership, dns_label_problem
 from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
-from .values import DEFAULT_EGRESS_NAMESPACE, DEFAULT_WAYPOINT_NAME, Waypoint
+from .values import DEFAULT_EGRESS_NAMESPACE, DEFAULT_WAYPOINT_NAME, RouteNamespaces, Waypoint
 
 TYPE_TOKEN = "ambient-egress:index:EgressGateway"
 
@@ -25,12 +26,22 @@ class EgressGatewayArgs:
     """The name of the waypoint `Gateway` that ServiceEntries bind to."""
     access_logging: bool = True
     """Turn on Envoy access logs for the waypoint (a `Telemetry` targeting it)."""
+    route_namespaces: RouteNamespaces = RouteNamespaces.SAME
+    """Whose ServiceEntries the waypoint binds: its own namespace's, or every namespace's."""
+    restrict_service_entries: bool = True
+    """A ValidatingAdmissionPolicy refuses ServiceEntries outside this namespace (and
+    `other_service_entry_namespaces`): a tenant's own ServiceEntry for a database's host would route
+    its traffic around the waypoint. Needs Kubernetes 1.30 or newer."""
+    other_service_entry_namespaces: Sequence[str] = ()
+    """Namespaces that may keep ServiceEntries of their own (another egress namespace, say)."""
 
     def __post_init__(self) -> None:
-        for field, value in (("namespace", self.namespace), ("waypoint_name", self.waypoint_name)):
+        named = [("namespace", self.namespace), ("waypoint_name", self.waypoint_name),
+                 *(("other_service_entry_namespaces", other) for other in self.other_service_entry_namespaces)]
+        for field, value in named:
             problem = dns_label_problem(value)
             if problem:
-                raise ValueError(f"EgressGatewayArgs.{field}: {problem}")
+                raise ValueError(f"EgressGatewayArgs.{field}: {value!r} {problem}")
         check_namespace_ownership("EgressGatewayArgs", self.namespace, owned=self.create_namespace)
 
 
@@ -61,14 +72,20 @@ class EgressGateway(pulumi.ComponentResource):
             namespace = kubernetes_patch(
                 f"{name}/namespace-labels", manifests.namespace_labels(args.namespace),
                 child_options(self, opts, depends_on=[existing], retain_on_delete=True))
-        plain = Waypoint(name=args.waypoint_name, namespace=args.namespace)
+        plain = Waypoint(name=args.waypoint_name, namespace=args.namespace, route_namespaces=args.route_namespaces)
         gateway = kubernetes_object(
             f"{name}/waypoint", manifests.waypoint_gateway(plain), child_options(self, opts, depends_on=[namespace]))
         if args.access_logging:
             kubernetes_object(f"{name}/access-logs", manifests.waypoint_access_logging(plain),
                               child_options(self, opts, depends_on=[gateway]))
+        if args.restrict_service_entries:
+            policy_name = f"ambient-egress.{args.namespace}.serviceentry-namespaces"
+            for manifest in manifests.service_entry_namespaces_policy(
+                    policy_name, [args.namespace, *args.other_service_entry_namespaces]):
+                kubernetes_object(f"{name}/{manifest['kind']}", manifest, child_options(self, opts))
 
-        self.waypoint = Waypoint(name=args.waypoint_name, namespace=args.namespace, gateway=gateway)
+        self.waypoint = Waypoint(name=args.waypoint_name, namespace=args.namespace, route_namespaces=args.route_namespaces,
+                                 gateway=gateway)
         self.namespace = namespace.metadata.apply(lambda _: args.namespace)
         self.waypoint_name = gateway.metadata.apply(lambda _: args.waypoint_name)
         self.register_outputs({"namespace": self.namespace, "waypoint_name": self.waypoint_name})

@@ -35,6 +35,8 @@ class ExternalDatabaseArgs:
     """Where the ServiceEntry and its policies live. Default: the waypoint's namespace."""
     pin_address: bool = True
     """Put an IP address on the ServiceEntry so raw-IP connections also meet the waypoint."""
+    ip_passthrough: bool = False
+    """For a pinned IPv4 address, `resolution: NONE` (Istio 1.28+): no DNS on the data path."""
     stand_in_ingress_policy: bool = True
     """Let the stand-in accept connections from the egress waypoint's pods only."""
     image: str = manifests.POSTGRES_IMAGE
@@ -88,7 +90,7 @@ class ExternalDatabase(pulumi.ComponentResource):
 
         self.service = ExternalService(f"{name}/external-service", ExternalServiceArgs(
             address=address, ports=[port], waypoint=args.waypoint, service_name=service_name,
-            namespace=args.namespace, pin_address=args.pin_address,
+            namespace=args.namespace, pin_address=args.pin_address, ip_passthrough=args.ip_passthrough,
         ), child_options(self, opts))
         self.host = self.service.host
         self.address = self.service.address

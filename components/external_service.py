@@ -29,8 +29,14 @@ class ExternalServiceArgs:
     """Where the ServiceEntry and its policies live. Default: the waypoint's namespace."""
     pin_address: bool = True
     """Put an IPv4 address on the ServiceEntry so raw-IP connections also meet the waypoint."""
+    ip_passthrough: bool = False
+    """For a pinned IPv4 address, `resolution: NONE`: the waypoint dials the address itself, with
+    no DNS lookup of `<ip>.nip.io` on the data path. Needs Istio 1.28 or newer."""
     tls_origination: bool = False
     """Clients speak plain HTTP; the waypoint sends TLS to port 443 (every port must be HTTP)."""
+    tls_credential_name: str | None = None
+    """With `tls_origination`: a Secret in the waypoint's namespace whose `ca.crt` signs the server's
+    certificate. Default: the system's CAs."""
     request_headers: Mapping[str, str] = field(default_factory=dict)
     """Headers the waypoint adds to each request (needs exactly one HTTP port)."""
 
@@ -45,6 +51,13 @@ class ExternalServiceArgs:
                              "TLS for the whole host; declare other ports as a separate service")
         if self.request_headers and len(http_ports) != 1:
             raise ValueError(f"ExternalServiceArgs.request_headers need exactly one HTTP port to route (found {len(http_ports)})")
+        if self.tls_credential_name and not self.tls_origination:
+            raise ValueError("ExternalServiceArgs.tls_credential_name needs tls_origination")
+        namespace = self.namespace or self.waypoint.namespace
+        if not self.waypoint.admits(namespace):
+            raise ValueError(f"ExternalServiceArgs.namespace: waypoint {self.waypoint.namespace}/{self.waypoint.name} binds "
+                             f"only ServiceEntries of its own namespace, not {namespace!r}; put the ServiceEntry there, or "
+                             "give the gateway route_namespaces=RouteNamespaces.ALL")
 
 
 class ExternalService(pulumi.ComponentResource):
@@ -78,6 +91,7 @@ class ExternalService(pulumi.ComponentResource):
             manifests.service_entry(
                 service_name, self._namespace, host=host,
                 addresses=derived(args.address, _pinned) if args.pin_address else None,
+                resolution=derived(args.address, _resolution) if args.pin_address and args.ip_passthrough else "DNS",
                 ports=self._ports, waypoint=args.waypoint, tls_origination=args.tls_origination,
             ),
             child_options(self, opts, depends_on=[allow_nothing, args.waypoint.gateway]),
@@ -85,7 +99,8 @@ class ExternalService(pulumi.ComponentResource):
         after_entry = child_options(self, opts, depends_on=[self.service_entry])
         if args.tls_origination:
             kubernetes_object(f"{name}/tls-origination",
-                              manifests.tls_origination_rule(service_name, self._namespace, host), after_entry)
+                              manifests.tls_origination_rule(service_name, self._namespace, host,
+                                                             credential_name=args.tls_credential_name), after_entry)
         if args.request_headers:
             http_port = next(port for port in self._ports if port.is_http)
             kubernetes_object(
@@ -151,3 +166,9 @@ def _pinned(address: str) -> list[str] | None:
     # ztunnel sends a connection to a ServiceEntry address through the waypoint; without this, a
     # client dialling the raw IP would pass straight through.
     return [address] if is_ipv4(address) else None
+
+
+def _resolution(address: str) -> str:
+    # From Istio 1.28 an egress waypoint passes a `resolution: NONE` ServiceEntry through to the
+    # address the client dialled (release note 57656): the pinned IP, found without DNS.
+    return "NONE" if is_ipv4(address) else "DNS"

@@ -16,7 +16,7 @@ from . import manifests
 from .grants import Access, AccessGrant, EgressTarget, Grantee, identities_in_order
 from .names import check_namespace_ownership, dns_label_problem
 from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
-from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES
+from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES, ipv4_network
 
 TYPE_TOKEN = "ambient-egress:index:NamespaceGrant"
 
@@ -37,8 +37,12 @@ class NamespaceGrantArgs:
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     test_client: bool = False
     """Run a `client` pod with `pg_isready` in the namespace, as the first service account if any."""
-    deny_direct_egress_to: Sequence[str] = ()
-    """IPv4 addresses this namespace may not dial directly (a NetworkPolicy); empty: no policy."""
+    egress_lockdown: bool = True
+    """A NetworkPolicy lets the namespace's pods send only to pods in the cluster (the egress
+    waypoint among them) and to `lockdown_allow_cidrs`: no undeclared host, no raw IP, no pod that
+    opted out of the mesh reaches anything outside. Needs a CNI that enforces egress policies."""
+    lockdown_allow_cidrs: Sequence[str] = ()
+    """Addresses outside the cluster's pods the namespace still needs: the API server, NodeLocal DNS."""
 
     def __post_init__(self) -> None:
         where = f"NamespaceGrantArgs for namespace {self.namespace!r}"
@@ -48,6 +52,11 @@ class NamespaceGrantArgs:
         if self.namespace in SYSTEM_NAMESPACES:
             raise ValueError(f"{where}: {self.namespace!r} is a system namespace; grant a namespace of your own")
         check_namespace_ownership(where, self.namespace, owned=self.create_namespace)
+        for cidr in self.lockdown_allow_cidrs:
+            try:
+                ipv4_network(cidr)
+            except ValueError as error:
+                raise ValueError(f"{where}: lockdown_allow_cidrs: {error}") from None
         if not self.targets:
             raise ValueError(f"{where}: grant at least one target")
         for _, accesses in self.accesses().values():
@@ -108,10 +117,11 @@ class NamespaceGrant(pulumi.ComponentResource):
             target.grant(grantee, accesses, resource_name=f"{name}/policy/{target_name}", opts=child_options(self, opts))
             for target_name, (target, accesses) in args.accesses().items()
         )
-        if args.deny_direct_egress_to:
+        if args.egress_lockdown:
             kubernetes_object(
-                f"{name}/deny-direct-egress",
-                manifests.client_egress_policy(args.namespace, args.deny_direct_egress_to),
+                f"{name}/egress-lockdown",
+                manifests.egress_lockdown_policy(args.namespace,
+                                                 allow_cidrs=[ipv4_network(cidr) for cidr in args.lockdown_allow_cidrs]),
                 child_options(self, opts, depends_on=[enrolment]),
             )
         if args.test_client:

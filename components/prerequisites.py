@@ -49,6 +49,8 @@ class MeshPrerequisitesArgs:
     istio_namespace: str = DEFAULT_ISTIO_NAMESPACE
     """Where ztunnel runs (the namespace Istio's ztunnel chart was installed in)."""
     minimum_istio_version: tuple[int, int] = MINIMUM_ISTIO_VERSION
+    why_minimum: str = "AuthorizationPolicies that target a ServiceEntry would be ignored and nothing enforced"
+    """What goes wrong on an older Istio, for the error that names the version found."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.custom_resources if name not in CUSTOM_RESOURCE_DEFINITIONS]
@@ -81,7 +83,7 @@ class MeshPrerequisites(pulumi.ComponentResource):
                                   f"{args.istio_namespace}/{ZTUNNEL}", child_options(self, opts))
         where = f"DaemonSet {args.istio_namespace}/{ZTUNNEL}"
         self.istio_version = pulumi.Output.all(ztunnel.metadata, ztunnel.spec).apply(
-            lambda values: checked_version(where, istio_version(*values), args.minimum_istio_version))
+            lambda values: checked_version(where, istio_version(*values), args.minimum_istio_version, args.why_minimum))
         self.ready = self.istio_version.apply(lambda _: self)
         self.register_outputs({"istio_version": self.istio_version})
 
@@ -103,7 +105,7 @@ def istio_version(metadata: Mapping[str, Any] | None, spec: Mapping[str, Any] | 
     return None
 
 
-def checked_version(where: str, version: str | None, minimum: tuple[int, int]) -> str:
+def checked_version(where: str, version: str | None, minimum: tuple[int, int], why: str) -> str:
     """`version` when it is at least `minimum`; an unknown version passes, since a custom image tag
     says nothing either way."""
     if version is None:
@@ -113,7 +115,5 @@ def checked_version(where: str, version: str | None, minimum: tuple[int, int]) -
     match = _VERSION.match(version)
     assert match is not None
     if (int(match["major"]), int(match["minor"])) < minimum:
-        raise pulumi.RunError(
-            f"{where} runs Istio {version}, older than {minimum[0]}.{minimum[1]}: AuthorizationPolicies that target a "
-            f"ServiceEntry would be ignored and nothing enforced. Upgrade Istio to {minimum[0]}.{minimum[1]} or newer")
+        raise pulumi.RunError(f"{where} runs Istio {version}, older than {minimum[0]}.{minimum[1]}: {why}")
     return version

@@ -94,6 +94,14 @@ def database_port(number: int, *, engine: str | None = None) -> ServicePort:
     return ServicePort.tcp(number, name=f"tcp-{engine}" if engine else "")
 
 
+class RouteNamespaces(StrEnum):
+    """Which namespaces' ServiceEntries the waypoint accepts (its HBONE listener's `allowedRoutes`)."""
+
+    SAME = "Same"
+    """Only its own: a ServiceEntry elsewhere is not bound (status AttachmentDenied)."""
+    ALL = "All"
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Waypoint:
     """The egress waypoint ServiceEntries bind to, as one value.
@@ -106,7 +114,26 @@ class Waypoint:
 
     name: str
     namespace: str
+    route_namespaces: RouteNamespaces = RouteNamespaces.SAME
     gateway: pulumi.Resource | None = None
+
+    def admits(self, namespace: str) -> bool:
+        """Whether a ServiceEntry in `namespace` can bind to this waypoint."""
+        return self.route_namespaces is RouteNamespaces.ALL or namespace == self.namespace
+
+
+def ipv4_network(text: str) -> str:
+    """An IPv4 CIDR in its canonical form; a bare address is the /32 of it. ValueError names the fix."""
+    candidate = text if "/" in text else f"{text}/32"
+    try:
+        return str(ipaddress.IPv4Network(candidate, strict=True))
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.IPv4Network(candidate, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address or CIDR, e.g. 10.96.0.1 or 10.0.0.0/8") from None
+    raise ValueError(f"{text!r} has host bits set; did you mean {str(loose)!r}?")
 
 
 def host_for_address(address: str) -> str:

@@ -25,11 +25,12 @@ from components import (
     manifests,
 )
 from components.resources import child_options, kubernetes_object, kubernetes_read
-from components.values import is_ipv4
 
-from .model import Grant, StackConfig
+from .model import PROJECT, Grant, StackConfig
 
 TYPE_TOKEN = "ambient-egress:index:EgressAccessControl"
+# An egress waypoint passes a `resolution: NONE` ServiceEntry through to its address (release note 57656).
+IP_PASSTHROUGH_SINCE = (1, 28)
 
 
 def custom_resources(config: StackConfig) -> tuple[str, ...]:
@@ -57,15 +58,21 @@ class EgressAccessControl(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.prerequisites = MeshPrerequisites(
-            f"{name}/prerequisites", MeshPrerequisitesArgs(custom_resources=custom_resources(config)),
+            f"{name}/prerequisites", MeshPrerequisitesArgs(
+                custom_resources=custom_resources(config), minimum_istio_version=config.istio_minor,
+                why_minimum=(f"the stack renders for {PROJECT}:istioVersion {config.istio_version}; set it to the "
+                             "cluster's version (what newer versions add is then left out), or upgrade Istio")),
             child_options(self, opts))
         ready = child_options(self, opts, depends_on=[self.prerequisites.ready])
+        admission = config.service_entry_admission
         self.gateway = EgressGateway(f"{name}/egress-gateway", EgressGatewayArgs(
             namespace=config.egress_namespace, create_namespace=config.create_egress_namespace,
-            waypoint_name=config.waypoint_name,
+            waypoint_name=config.waypoint_name, restrict_service_entries=admission.enabled,
+            other_service_entry_namespaces=admission.allowed_namespaces,
         ), ready)
         waypoint = self.gateway.waypoint
         protection = config.bypass_protection
+        passthrough = config.istio_minor >= IP_PASSTHROUGH_SINCE
 
         stand_ins = [database for database in config.databases if database.is_stand_in]
         database_namespace = None
@@ -80,7 +87,7 @@ class EgressAccessControl(pulumi.ComponentResource):
             database.name: ExternalDatabase(f"{name}/database/{database.name}", ExternalDatabaseArgs(
                 waypoint=waypoint, port=database.port, address=database.address, service_name=database.name,
                 stand_in_namespace=config.database_namespace if database.is_stand_in else None,
-                pin_address=protection.service_entry_addresses,
+                pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
                 stand_in_ingress_policy=protection.database_ingress_policy,
             ), child_options(self, opts, depends_on=[self.prerequisites.ready,
                                                      database_namespace if database.is_stand_in else None]))
@@ -89,18 +96,17 @@ class EgressAccessControl(pulumi.ComponentResource):
         self.services = {
             service.name: ExternalService(f"{name}/service/{service.name}", ExternalServiceArgs(
                 address=service.host, ports=[port.value() for port in service.ports], waypoint=waypoint,
-                service_name=service.name, pin_address=protection.service_entry_addresses,
-                tls_origination=service.tls_origination, request_headers=dict(service.request_headers),
+                service_name=service.name, pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
+                tls_origination=service.tls_origination, tls_credential_name=service.tls_credential_name,
+                request_headers=dict(service.request_headers),
             ), ready)
             for service in config.services
         }
-        addresses = [database.address for database in config.databases if database.address is not None]
-        external_ips = [address for address in [*addresses, *(service.host for service in config.services)] if is_ipv4(address)]
         self.grants = {
             grant.namespace: NamespaceGrant(f"{name}/grant/{grant.namespace}", NamespaceGrantArgs(
                 namespace=grant.namespace, targets=self._targets(grant), create_namespace=grant.create_namespace,
                 service_accounts=grant.service_accounts, trust_domain=config.trust_domain, test_client=config.test_clients,
-                deny_direct_egress_to=external_ips if protection.client_egress_policy else (),
+                egress_lockdown=config.lockdown(grant).enabled, lockdown_allow_cidrs=config.lockdown(grant).allow_cidrs,
             ), ready)
             for grant in config.grants
         }

@@ -43,9 +43,11 @@ from components.values import (
 from .errors import PROBLEM, did_you_mean, problem
 from .types import (
     Address,
+    Cidr,
     Flag,
     HeaderMap,
     HttpMethod,
+    IstioVersion,
     Label,
     NamespaceName,
     PathPattern,
@@ -59,6 +61,7 @@ from .types import (
 )
 
 PROJECT = "ambient-egress"
+DEFAULT_ISTIO_VERSION = "1.30"
 
 Location = tuple[str | int, ...]
 Problem = tuple[Location, str, Any, dict[str, Any]]
@@ -158,6 +161,8 @@ class Service(_Model):
     """Clients speak plain HTTP; the waypoint sends it on as TLS to port 443."""
     request_headers: HeaderMap = Field(default_factory=dict)
     """Headers the waypoint adds to every request (an HTTPRoute on the ServiceEntry)."""
+    tls_credential_name: Label | None = None
+    """With tlsOrigination: a Secret in the egress namespace whose `ca.crt` signs the server's certificate."""
     sample_requests: tuple[SampleRequest, ...] = ()
 
     @model_validator(mode="after")
@@ -173,12 +178,54 @@ class Service(_Model):
             found.append(_at(("requestHeaders",), f"needs exactly one HTTP port to route (found {http_ports})"))
         if self.sample_requests and not http_ports:
             found.append(_at(("sampleRequests",), "needs an HTTP port: requests are only visible on HTTP"))
+        if self.tls_credential_name and not self.tls_origination:
+            found.append(_at(("tlsCredentialName",), "needs tlsOrigination: true; the CA checks the certificate of "
+                                                      "the TLS the waypoint originates", self.tls_credential_name))
         _raise(found)
         return self
 
     @property
     def http_ports(self) -> tuple[PortConfig, ...]:
         return tuple(port for port in self.ports if port.protocol is Protocol.HTTP)
+
+
+# --- protections --------------------------------------------------------------------------------------
+
+
+class BypassProtection(_Model):
+    """The measures that stop clients from reaching a database around the egress waypoint."""
+
+    service_entry_addresses: Flag = True
+    """Put an IP-addressed database's IP on its ServiceEntry, so raw-IP connections meet the waypoint too."""
+    database_ingress_policy: Flag = True
+    """A NetworkPolicy that lets stand-in pods accept connections from the egress waypoint only."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _retired(cls, data: Any, handler: ModelWrapValidatorHandler[BypassProtection]) -> BypassProtection:
+        found = []
+        if isinstance(data, dict) and "clientEgressPolicy" in data:
+            found.append(_at(("clientEgressPolicy",), "was replaced by egressLockdown, on by default for every grant; "
+                                                      "remove it", data["clientEgressPolicy"]))
+            data = {key: value for key, value in data.items() if key != "clientEgressPolicy"}
+        return _with(found, handler, data)
+
+
+class EgressLockdown(_Model):
+    """A NetworkPolicy per granted namespace: its pods send only to pods in the cluster (the egress
+    waypoint among them) and to `allowCidrs`, so the waypoint is the only way out."""
+
+    enabled: Flag = True
+    allow_cidrs: tuple[Cidr, ...] = ()
+    """Addresses outside the cluster's pods the namespace still needs: the API server, NodeLocal DNS."""
+
+
+class ServiceEntryAdmission(_Model):
+    """A ValidatingAdmissionPolicy that refuses ServiceEntries outside the egress namespace."""
+
+    enabled: Flag = True
+    allowed_namespaces: tuple[NamespaceName, ...] = ()
+    """Namespaces that may keep ServiceEntries of their own."""
 
 
 # --- grants --------------------------------------------------------------------------------------------
@@ -248,6 +295,8 @@ class Grant(_Model):
     services: Annotated[tuple[Annotated[Access, BeforeValidator(_access_form, json_schema_input_type=str | Access)], ...],
                         Field(min_length=1)] = ()
     service_accounts: ServiceAccounts = ()
+    egress_lockdown: EgressLockdown | None = None
+    """This namespace's lockdown: `enabled` overrides the stack's, `allowCidrs` add to it."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -289,17 +338,6 @@ def _namespace_role(namespace: Any, create: Any, info: ValidationInfo) -> list[P
     return []
 
 
-class BypassProtection(_Model):
-    """The measures that stop clients from reaching a database around the egress waypoint."""
-
-    service_entry_addresses: Flag = True
-    """Put an IP-addressed database's IP on its ServiceEntry, so raw-IP connections meet the waypoint too."""
-    database_ingress_policy: Flag = True
-    """A NetworkPolicy that lets stand-in pods accept connections from the egress waypoint only."""
-    client_egress_policy: Flag = False
-    """A NetworkPolicy per client namespace that denies direct egress to IP-addressed databases."""
-
-
 # --- the whole stack ---------------------------------------------------------------------------------
 
 Structured = BeforeValidator(structured)
@@ -318,8 +356,12 @@ class StackConfig(_Model):
     """Own the stand-ins' namespace. False: it exists, outside the mesh."""
     waypoint_name: Label = DEFAULT_WAYPOINT_NAME
     trust_domain: Address = DEFAULT_TRUST_DOMAIN
+    istio_version: IstioVersion = DEFAULT_ISTIO_VERSION
+    """The Istio minor the cluster runs: newer versions render features older ones lack."""
     test_clients: Flag = False
     bypass_protection: Annotated[BypassProtection, Structured] = Field(default_factory=BypassProtection)
+    egress_lockdown: Annotated[EgressLockdown, Structured] = Field(default_factory=EgressLockdown)
+    service_entry_admission: Annotated[ServiceEntryAdmission, Structured] = Field(default_factory=ServiceEntryAdmission)
     databases: Annotated[tuple[Database, ...], Structured] = ()
     services: Annotated[tuple[Service, ...], Structured] = ()
     grants: Annotated[tuple[Grant, ...], Structured] = ()
@@ -359,6 +401,20 @@ class StackConfig(_Model):
 
     def database(self, name: str) -> Database:
         return next(database for database in self.databases if database.name == name)
+
+    def lockdown(self, grant: Grant) -> EgressLockdown:
+        """The lockdown a grant's namespace gets: the grant's own switch, else the stack's, with the
+        stack's CIDRs and the grant's."""
+        own = grant.egress_lockdown
+        return EgressLockdown.model_construct(
+            enabled=own.enabled if own is not None else self.egress_lockdown.enabled,
+            allow_cidrs=tuple(dict.fromkeys([*self.egress_lockdown.allow_cidrs, *(own.allow_cidrs if own else ())])),
+        )
+
+    @property
+    def istio_minor(self) -> tuple[int, int]:
+        major, minor = self.istio_version.split(".")
+        return int(major), int(minor)
 
     @property
     def targets(self) -> tuple[str, ...]:

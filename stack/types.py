@@ -24,7 +24,7 @@ from components.names import (
     service_name_problem,
     shown,
 )
-from components.values import Protocol
+from components.values import Protocol, ipv4_network
 
 from .errors import did_you_mean, got, problem
 
@@ -151,6 +151,40 @@ def _header_map(value: Any) -> Any:
     if not isinstance(value, dict) or not value:
         raise problem(f"must be a map of header name to value, e.g. {{x-egress: audited}} (got {shown(value)})")
     return value
+
+
+def _cidr(value: Any) -> str:
+    if not isinstance(value, str):
+        raise problem(f"must be a string {got(value)}")
+    try:
+        return ipv4_network(value)
+    except ValueError as error:
+        raise problem(str(error)) from None
+
+
+Cidr = Annotated[str, BeforeValidator(_cidr), WithJsonSchema({
+    "type": "string", "description": "An IPv4 address or CIDR, e.g. 10.96.0.1 or 10.0.0.0/8."})]
+
+OLDEST_ISTIO, NEWEST_ISTIO = (1, 24), (1, 31)
+
+
+def _istio_version(value: Any) -> str:
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise problem(f"must be an Istio version such as \"1.30\" {got(value)}")
+    parts = text.removeprefix("v").split(".")
+    if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
+        raise problem(f"must be an Istio version such as \"1.30\" (got {shown(value)})")
+    minor = (int(parts[0]), int(parts[1]))
+    if not OLDEST_ISTIO <= minor <= NEWEST_ISTIO:
+        raise problem(f"must be between {OLDEST_ISTIO[0]}.{OLDEST_ISTIO[1]} (AuthorizationPolicies that target a "
+                      f"ServiceEntry) and {NEWEST_ISTIO[0]}.{NEWEST_ISTIO[1]} (got {shown(value)})")
+    return f"{minor[0]}.{minor[1]}"
+
+
+IstioVersion = Annotated[str, BeforeValidator(_istio_version), WithJsonSchema({
+    "type": "string", "pattern": r"^v?1\.\d+(\.\d+)?$",
+    "description": "The Istio minor version the cluster runs, e.g. \"1.30\": it decides which features render."})]
 
 
 def structured(value: Any) -> Any:

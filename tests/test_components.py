@@ -20,12 +20,15 @@ from components import (
 )
 from tools.mock_engine import DuplicateUrn, RecordingMocks, is_secret, resolved, run_on_mocks
 
+from components.values import RouteNamespaces, Waypoint
+
 from .support import objects
 
 
 def compose(outputs: dict) -> None:
     """A program of its own: a gateway, a stand-in, an existing database and one grant."""
-    gateway = EgressGateway("egress", EgressGatewayArgs(namespace="mesh-egress", waypoint_name="gw"))
+    gateway = EgressGateway("egress", EgressGatewayArgs(namespace="mesh-egress", waypoint_name="gw",
+                                                        route_namespaces=RouteNamespaces.ALL))
     stand_in = ExternalDatabase("billing", ExternalDatabaseArgs(waypoint=gateway.waypoint, stand_in_namespace="databases"))
     existing = ExternalDatabase("ledger", ExternalDatabaseArgs(
         waypoint=gateway.waypoint, address="ledger.example.com", port=6432, namespace="external-services"))
@@ -128,8 +131,11 @@ def test_a_target_grants_one_grantee_directly_and_returns_the_record():
     pytest.param(lambda waypoint: ExternalServiceArgs(address="api.example.com", ports=[ServicePort.tcp(443)],
                                                       waypoint=waypoint, tls_origination=True),
                  "tls_origination needs every port to be HTTP", id="tls-origination-on-tcp"),
-    pytest.param(lambda waypoint: EgressGatewayArgs(namespace="Egress"), "EgressGatewayArgs.namespace: must be a DNS-1123 label",
-                 id="namespace-label"),
+    pytest.param(lambda waypoint: EgressGatewayArgs(namespace="Egress"),
+                 "EgressGatewayArgs.namespace: 'Egress' must be a DNS-1123 label", id="namespace-label"),
+    pytest.param(lambda waypoint: ExternalServiceArgs(address="api.example.com", ports=[ServicePort.tls(443)],
+                                                      waypoint=waypoint, namespace="team-a"),
+                 "binds only ServiceEntries of its own namespace, not 'team-a'", id="service-entry-the-waypoint-refuses"),
     pytest.param(lambda waypoint: EgressGatewayArgs(namespace="kube-system"), "namespace 'kube-system' is reserved",
                  id="reserved-namespace"),
 ])
@@ -137,7 +143,6 @@ def test_bad_args_are_refused_before_anything_is_registered(build, message):
     mocks = RecordingMocks()
 
     def program():
-        from components.values import Waypoint
         build(Waypoint(name="waypoint", namespace="istio-egress"))
 
     with pytest.raises(ValueError, match=message):

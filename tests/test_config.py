@@ -80,8 +80,10 @@ def test_omitted_top_level_keys_take_their_documented_defaults():
     assert config.trust_domain == "cluster.local"
     assert config.test_clients is False
     assert config.grants == ()
-    assert config.bypass_protection == BypassProtection(
-        service_entry_addresses=True, database_ingress_policy=True, client_egress_policy=False)
+    assert config.bypass_protection == BypassProtection(service_entry_addresses=True, database_ingress_policy=True)
+    assert (config.egress_lockdown.enabled, config.egress_lockdown.allow_cidrs) == (True, ())
+    assert (config.service_entry_admission.enabled, config.service_entry_admission.allowed_namespaces) == (True, ())
+    assert config.istio_version == "1.30"
 
 
 def test_a_database_without_port_or_address_is_a_stand_in_on_port_5432():
@@ -108,9 +110,13 @@ def test_a_grant_keeps_its_service_accounts_in_order():
 
 
 def test_bypass_protection_flags_left_out_keep_their_defaults():
-    config = parse_config(sound(bypassProtection={"clientEgressPolicy": True}))
-    assert config.bypass_protection == BypassProtection(
-        service_entry_addresses=True, database_ingress_policy=True, client_egress_policy=True)
+    config = parse_config(sound(bypassProtection={"databaseIngressPolicy": False}))
+    assert config.bypass_protection == BypassProtection(service_entry_addresses=True, database_ingress_policy=False)
+
+
+def test_the_retired_client_egress_policy_flag_says_what_replaced_it():
+    assert problem_at(sound(bypassProtection={"clientEgressPolicy": True}), f"{P}bypassProtection.clientEgressPolicy") == (
+        "was replaced by egressLockdown, on by default for every grant; remove it")
 
 
 @pytest.mark.parametrize("port", [1, 65535])
@@ -183,14 +189,13 @@ def test_pulumi_config_decodes_databases_grants_and_bypass_protection_from_json(
     config = parse_pulumi_config({
         f"{P}databases": json.dumps([{"name": "orders", "port": 6432, "address": "10.20.30.40"}]),
         f"{P}grants": json.dumps([{"namespace": "team-a", "databases": ["orders"], "serviceAccounts": ["api"]}]),
-        f"{P}bypassProtection": json.dumps({"clientEgressPolicy": True, "serviceEntryAddresses": False}),
+        f"{P}bypassProtection": json.dumps({"databaseIngressPolicy": False, "serviceEntryAddresses": False}),
     })
     assert [(database.name, database.port, database.address) for database in config.databases] == [
         ("orders", 6432, "10.20.30.40")]
     assert [(grant.namespace, grant.databases, grant.service_accounts) for grant in config.grants] == [
         ("team-a", ("orders",), ("api",))]
-    assert config.bypass_protection == BypassProtection(
-        service_entry_addresses=False, database_ingress_policy=True, client_egress_policy=True)
+    assert config.bypass_protection == BypassProtection(service_entry_addresses=False, database_ingress_policy=False)
 
 
 @pytest.mark.parametrize(("text", "expected"), [("true", True), ("false", False)])
@@ -426,7 +431,7 @@ WRONG_TYPES = [
                  "must be a string (got a boolean false)", id="boolean-for-grant-database"),
     pytest.param(sound(bypassProtection=True), f"{P}bypassProtection", "must be a map (got a boolean true)",
                  id="boolean-for-bypass-protection"),
-    pytest.param(sound(bypassProtection={"clientEgressPolicy": "on"}), f"{P}bypassProtection.clientEgressPolicy",
+    pytest.param(sound(bypassProtection={"databaseIngressPolicy": "on"}), f"{P}bypassProtection.databaseIngressPolicy",
                  "must be true or false (got a string 'on')", id="string-for-bypass-flag"),
 ]
 
@@ -472,8 +477,8 @@ def test_a_misspelt_database_field_gets_a_did_you_mean_hint():
 
 
 def test_a_misspelt_bypass_protection_flag_gets_a_did_you_mean_hint():
-    values = sound(bypassProtection={"clientEgresPolicy": True})
-    assert 'did you mean "clientEgressPolicy"?' in problem_at(values, f"{P}bypassProtection.clientEgresPolicy")
+    values = sound(bypassProtection={"databaseIngresPolicy": True})
+    assert 'did you mean "databaseIngressPolicy"?' in problem_at(values, f"{P}bypassProtection.databaseIngresPolicy")
 
 
 def test_an_unknown_field_with_no_close_match_lists_the_known_fields():

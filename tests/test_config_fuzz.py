@@ -44,7 +44,7 @@ DATABASE_POOL = ("postgres-1", "postgres-2", "orders")
 SERVICE_POOL = ("httpbin", "payments-api")
 PROTOCOLS = ("TCP", "HTTP", "HTTPS", "TLS")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-BYPASS_FLAGS = ("serviceEntryAddresses", "databaseIngressPolicy", "clientEgressPolicy")
+BYPASS_FLAGS = ("serviceEntryAddresses", "databaseIngressPolicy")
 MISSPELT_TOP_LEVEL_KEYS = ("databse", "grant", "test_clients", "egressnamespace", "Databases", "bypass")
 NAMESPACE_POOL = ("team-a", "team-b", "rds-demo-1", "istio-egress", "db", "kube-system")
 
@@ -502,7 +502,8 @@ wild_program_configs = st.fixed_dictionaries({
     }, small_json), max_size=3),
     "testClients": booleans_or_strings,
     "egressNamespace": st.sampled_from(["istio-egress", "egress", "Egress"]) | small_json,
-    "bypassProtection": entries({"clientEgressPolicy": booleans_or_strings}, small_json),
+    "bypassProtection": entries({"databaseIngressPolicy": booleans_or_strings}, small_json),
+    "egressLockdown": entries({"enabled": booleans_or_strings, "allowCidrs": st.lists(st.sampled_from(["10.0.0.1", "10.0.0.1/8", "x"]))}, small_json),
     "databse": small_json,
 })
 

@@ -39,8 +39,8 @@ def topologies(draw) -> tuple[dict, dict]:
          **({"serviceAccounts": accounts} if (accounts := draw(st.lists(st.sampled_from(ACCOUNTS), unique=True, max_size=2))) else {})}
         for namespace in draw(st.lists(st.sampled_from(NAMESPACES), unique=True, max_size=4))
     ]
-    bypass = {"clientEgressPolicy": draw(st.booleans())}
-    return {"databases": databases, "grants": grants, "bypassProtection": bypass}, load_balancers
+    lockdown = {"enabled": draw(st.booleans())}
+    return {"databases": databases, "grants": grants, "egressLockdown": lockdown}, load_balancers
 
 
 @settings(max_examples=200)

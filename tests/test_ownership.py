@@ -50,7 +50,7 @@ def test_revoking_a_grant_removes_only_its_policies_and_the_label_patch_which_is
     deleted = sorted(name for name in removed if not by_name[name].read and not before.retained[name])
     # What `pulumi up` deletes: what the grant put there (its policy, its test client pod, its egress
     # NetworkPolicy); never a namespace, a service account or the namespace's label.
-    assert deleted == ["egress/grant/shop", "egress/grant/shop/client", "egress/grant/shop/deny-direct-egress",
+    assert deleted == ["egress/grant/shop", "egress/grant/shop/client", "egress/grant/shop/egress-lockdown",
                        "egress/grant/shop/policy/orders"]
     assert all(by_name[name].type not in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount")
                for name in deleted)

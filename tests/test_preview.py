@@ -44,7 +44,7 @@ def test_a_stand_ins_service_entry_shows_its_waypoint_binding_and_ports_with_onl
     for entry in entries:
         assert entry.inputs["metadata"]["labels"]["istio.io/use-waypoint"] == "waypoint"
         assert entry.inputs["spec"]["ports"] == [{"number": 5432.0, "name": "tcp-postgres", "protocol": "TCP"}]
-        assert sorted(unknown_paths(entry.inputs)) == [".spec.addresses", ".spec.hosts[0]"], entry.name
+        assert sorted(unknown_paths(entry.inputs)) == [".spec.addresses", ".spec.hosts[0]", ".spec.resolution"], entry.name
 
 
 def test_grant_policies_and_baselines_are_wholly_known_in_preview(preview):

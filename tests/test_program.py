@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from components import manifests
-from tools.mock_engine import MOCK_PASSWORD, SECRET_SIGNATURE, SECRET_SIGNATURE_KEY, is_secret, resolved
+from tools.mock_engine import MOCK_PASSWORD, SECRET_SIGNATURE, SECRET_SIGNATURE_KEY, Cluster, is_secret, resolved
 
 from .support import dev_values, objects, run
 
@@ -23,7 +23,8 @@ def dev():
 def test_dev_stack_registers_the_reference_design_inventory(dev):
     inventory = {kind: sorted(objects(dev, kind)) for kind in
                  ("Namespace", "Gateway", "Telemetry", "ServiceEntry", "AuthorizationPolicy",
-                  "Deployment", "Service", "Secret", "Pod", "NetworkPolicy")}
+                  "Deployment", "Service", "Secret", "Pod", "NetworkPolicy", "ValidatingAdmissionPolicy",
+                  "ValidatingAdmissionPolicyBinding")}
     assert inventory == {
         "Namespace": ["db", "istio-egress", "rds-demo-1", "rds-demo-2"],
         "Gateway": ["istio-egress/waypoint"],
@@ -37,7 +38,11 @@ def test_dev_stack_registers_the_reference_design_inventory(dev):
         "Service": ["db/postgres-1", "db/postgres-2"],
         "Secret": ["db/postgres-1-credentials", "db/postgres-2-credentials"],
         "Pod": ["rds-demo-1/client", "rds-demo-2/client"],
-        "NetworkPolicy": ["db/postgres-1-from-egress-waypoint", "db/postgres-2-from-egress-waypoint"],
+        # Beyond the reference design: what closes the routes around the waypoint.
+        "NetworkPolicy": ["db/postgres-1-from-egress-waypoint", "db/postgres-2-from-egress-waypoint",
+                          "rds-demo-1/egress-lockdown", "rds-demo-2/egress-lockdown"],
+        "ValidatingAdmissionPolicy": ["ambient-egress.istio-egress.serviceentry-namespaces"],
+        "ValidatingAdmissionPolicyBinding": ["ambient-egress.istio-egress.serviceentry-namespaces"],
     }
 
 
@@ -46,12 +51,14 @@ def test_client_and_egress_namespaces_are_ambient_and_the_database_namespace_is_
     assert labels == {"db": None, "istio-egress": "ambient", "rds-demo-1": "ambient", "rds-demo-2": "ambient"}
 
 
-def test_waypoint_is_an_istio_waypoint_gateway_on_hbone_15008_open_to_all_namespaces(dev):
+def test_waypoint_is_an_istio_waypoint_gateway_on_hbone_15008_binding_only_its_own_namespace(dev):
+    # The reference design admits every namespace; every ServiceEntry here sits beside the waypoint,
+    # so Same binds them all and no tenant's ServiceEntry.
     gateway = objects(dev, "Gateway")["istio-egress/waypoint"]
     assert gateway["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert gateway["spec"]["gatewayClassName"] == "istio-waypoint"
     assert gateway["spec"]["listeners"] == [
-        {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "All"}}}
+        {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "Same"}}}
     ]
 
 
@@ -67,13 +74,28 @@ def test_service_entry_host_is_the_load_balancer_ip_on_nip_io(dev):
     assert entry["spec"]["addresses"] == ["203.0.113.10"]
 
 
-def test_service_entry_is_external_dns_resolved_tcp_and_bound_to_the_waypoint(dev):
+def test_service_entry_is_external_tcp_bound_to_the_waypoint_and_passed_through_to_its_pinned_ip(dev):
+    # From Istio 1.28 the waypoint dials the pinned IP itself: no lookup of <ip>.nip.io in public
+    # DNS on the data path (the reference design's `resolution: DNS`).
     entry = objects(dev, "ServiceEntry")["istio-egress/postgres-2"]
     assert entry["metadata"]["labels"]["istio.io/use-waypoint"] == "waypoint"
     assert "istio.io/use-waypoint-namespace" not in entry["metadata"]["labels"]
     assert entry["spec"]["location"] == "MESH_EXTERNAL"
-    assert entry["spec"]["resolution"] == "DNS"
+    assert (entry["spec"]["resolution"], entry["spec"]["addresses"]) == ("NONE", ["203.0.113.11"])
+    assert entry["spec"]["hosts"] == ["203.0.113.11.nip.io"]
     assert entry["spec"]["ports"] == [{"number": 5432, "name": "tcp-postgres", "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("version", "resolution"), [("1.27", "DNS"), ("1.28", "NONE")])
+def test_ip_passthrough_needs_istio_1_28_and_older_versions_resolve_the_host(version, resolution):
+    program = run(dev_values(istioVersion=version), cluster=Cluster(istio_version=f"{version}.0"))
+    assert {entry["spec"]["resolution"] for entry in objects(program, "ServiceEntry").values()} == {resolution}
+
+
+def test_a_dns_named_database_keeps_dns_resolution_and_no_pin():
+    program = run(dev_values(databases=[{"name": "orders", "address": "orders.db.example.com"}], grants=[]), {})
+    entry = objects(program, "ServiceEntry")["istio-egress/orders"]
+    assert (entry["spec"]["resolution"], entry["spec"].get("addresses")) == ("DNS", None)
 
 
 def test_load_balancer_reporting_a_hostname_gives_that_hostname_as_host_without_addresses():
@@ -237,7 +259,8 @@ def test_adding_a_grant_touches_only_that_grants_resources(dev):
     after = {(r.type, r.name): r.manifest() for r in extended.resources}
     assert all(after[key] == manifest for key, manifest in before.items())
     added = sorted(name for (_, name) in set(after) - set(before))
-    assert added == ["egress/grant/rds-demo-3", "egress/grant/rds-demo-3/client", "egress/grant/rds-demo-3/existing-namespace: create it, or let the grant own it",
+    assert added == ["egress/grant/rds-demo-3", "egress/grant/rds-demo-3/client", "egress/grant/rds-demo-3/egress-lockdown",
+                     "egress/grant/rds-demo-3/existing-namespace: create it, or let the grant own it",
                      "egress/grant/rds-demo-3/namespace-labels", "egress/grant/rds-demo-3/policy/postgres-1",
                      "egress/grant/rds-demo-3/policy/postgres-2"]
 

@@ -45,7 +45,7 @@ EVERY_OPTION_CONFIG = {
     ],
     "services": [
         {"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}],
-         "tlsOrigination": True, "requestHeaders": {"x-egress": "audited"},
+         "tlsOrigination": True, "tlsCredentialName": "httpbin-cacert", "requestHeaders": {"x-egress": "audited"},
          "sampleRequests": [{"method": "GET", "path": "/get"}]},
         {"name": "queue", "host": "192.0.2.5", "ports": [{"number": 5671, "protocol": "TLS", "name": "amqps"}]},
     ],
@@ -53,10 +53,13 @@ EVERY_OPTION_CONFIG = {
         {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["app"],
          "services": ["queue", {"name": "httpbin", "methods": ["GET"], "paths": ["/get", "/anything/*"]}]},
         {"namespace": "reports", "createNamespace": True, "databases": ["orders", "stand-in"],
+         "egressLockdown": {"allowCidrs": ["10.96.0.10"]},
          "services": [{"name": "httpbin", "serviceAccounts": ["admin"]}]},
     ],
     "testClients": True,
-    "bypassProtection": {"serviceEntryAddresses": True, "databaseIngressPolicy": True, "clientEgressPolicy": True},
+    "bypassProtection": {"serviceEntryAddresses": True, "databaseIngressPolicy": True},
+    "egressLockdown": {"allowCidrs": ["10.96.0.1", "169.254.20.10/32"]},
+    "serviceEntryAdmission": {"allowedNamespaces": ["other-egress"]},
 }
 # A cloud that reports a hostname rather than an IP, so the stand-in's ServiceEntry names a DNS host.
 EVERY_OPTION_LOAD_BALANCERS = {"stand-in": {"hostname": "stand-in.elb.example.com"}}

@@ -70,7 +70,23 @@ def test_tls_origination_sends_port_80_to_443_with_a_simple_tls_destination_rule
     entry = objects(seed_004, "ServiceEntry")["istio-egress/httpbin"]
     assert entry["spec"]["ports"] == [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 443}]
     rule = objects(seed_004, "DestinationRule")["istio-egress/httpbin-tls-origination"]
-    assert rule["spec"] == {"host": "httpbin.org", "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "httpbin.org"}}}
+    # `sni` alone would switch off Istio's check of the server's name; subjectAltNames keeps it.
+    assert rule["spec"] == {"host": "httpbin.org", "trafficPolicy": {"tls": {
+        "mode": "SIMPLE", "sni": "httpbin.org", "subjectAltNames": ["httpbin.org"]}}}
+
+
+def test_tls_origination_can_trust_a_private_ca_from_a_secret_beside_the_waypoint():
+    service = {**HTTPBIN, "tlsCredentialName": "httpbin-cacert"}
+    program = run_program({**SEED_004, "services": [service]}, RecordingMocks())
+    tls = objects(program, "DestinationRule")["istio-egress/httpbin-tls-origination"]["spec"]["trafficPolicy"]["tls"]
+    assert tls["credentialName"] == "httpbin-cacert"
+    assert tls["subjectAltNames"] == ["httpbin.org"]
+
+
+def test_a_ca_without_tls_origination_is_refused():
+    problems = _problems({**SEED_004, "services": [{**HTTPBIN, "tlsOrigination": False, "tlsCredentialName": "x-cacert"}]})
+    assert problems == ("ambient-egress:services[0].tlsCredentialName: needs tlsOrigination: true; the CA checks the "
+                        "certificate of the TLS the waypoint originates")
 
 
 def test_request_header_is_added_by_an_httproute_bound_to_the_service_entry(seed_004):

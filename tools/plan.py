@@ -50,6 +50,7 @@ APPLY_ORDER = (
     ("00-namespaces.yaml", ("Namespace",)),
     ("05-namespace-labels.yaml", ("Namespace:labels",)),
     ("10-identities-and-secrets.yaml", ("ServiceAccount", "Secret")),
+    ("15-admission.yaml", ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")),
     ("20-egress-gateway.yaml", ("Gateway", "Telemetry")),
     ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
     ("40-service-entries.yaml", ("ServiceEntry",)),

@@ -8,52 +8,29 @@ without looking at it, and every decision about it is made where it resolves.
   core       namespaces and their labels, identities, the stand-in database, test clients, NetworkPolicies
   mesh       the waypoint, its access logs, ServiceEntries, TLS origination, request headers
   policies   AuthorizationPolicies: allow-nothing baselines and grant rules
+  admission  the ValidatingAdmissionPolicy that keeps ServiceEntries in the egress namespace
 """
 
+from .admission import service_entry_namespaces_policy
 from .core import (
-    AMBIENT,
-    CLIENT_IMAGE,
-    DATABASE_COMPONENT,
-    DATAPLANE_MODE,
-    GATEWAY_NAME_LABEL,
-    NAMESPACE_NAME_LABEL,
-    PART_OF,
-    POSTGRES_CONTAINER_PORT,
-    POSTGRES_IMAGE,
-    POSTGRES_USER,
-    TEST_CLIENT_NAME,
-    client_egress_policy,
-    metadata,
-    namespace,
-    namespace_labels,
-    service_account,
-    stand_in_deployment,
-    stand_in_ingress_policy,
-    stand_in_secret,
-    stand_in_service,
-    test_client_pod,
+    AMBIENT, CLIENT_IMAGE, DATABASE_COMPONENT, DATAPLANE_MODE, EGRESS_LOCKDOWN_NAME, GATEWAY_NAME_LABEL,
+    NAMESPACE_NAME_LABEL, PART_OF, POSTGRES_CONTAINER_PORT, POSTGRES_IMAGE, POSTGRES_USER, TEST_CLIENT_NAME,
+    egress_lockdown_policy, metadata, namespace, namespace_labels, service_account, stand_in_deployment,
+    stand_in_ingress_policy, stand_in_secret, stand_in_service, test_client_pod,
 )
 from .mesh import (
-    GATEWAY_REF,
-    SERVICE_ENTRY_REF,
-    TLS_PORT,
-    USE_WAYPOINT,
-    USE_WAYPOINT_NAMESPACE,
-    WAYPOINT_READY_TIMEOUT_SECONDS,
-    request_header_route,
-    service_entry,
-    tls_origination_rule,
-    waypoint_access_logging,
-    waypoint_gateway,
+    GATEWAY_REF, SERVICE_ENTRY_REF, TLS_PORT, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_READY_TIMEOUT_SECONDS,
+    request_header_route, service_entry, tls_origination_rule, waypoint_access_logging, waypoint_gateway,
 )
 from .policies import access_rule, allow_nothing_policy, grant_policy, grant_policy_name
 
 __all__ = [
-    "AMBIENT", "CLIENT_IMAGE", "DATABASE_COMPONENT", "DATAPLANE_MODE", "GATEWAY_NAME_LABEL", "GATEWAY_REF",
-    "NAMESPACE_NAME_LABEL", "PART_OF", "POSTGRES_CONTAINER_PORT", "POSTGRES_IMAGE", "POSTGRES_USER",
+    "AMBIENT", "CLIENT_IMAGE", "DATABASE_COMPONENT", "DATAPLANE_MODE", "EGRESS_LOCKDOWN_NAME", "GATEWAY_NAME_LABEL",
+    "GATEWAY_REF", "NAMESPACE_NAME_LABEL", "PART_OF", "POSTGRES_CONTAINER_PORT", "POSTGRES_IMAGE", "POSTGRES_USER",
     "SERVICE_ENTRY_REF", "TEST_CLIENT_NAME", "TLS_PORT", "USE_WAYPOINT", "USE_WAYPOINT_NAMESPACE",
-    "WAYPOINT_READY_TIMEOUT_SECONDS", "access_rule", "allow_nothing_policy", "client_egress_policy", "grant_policy",
+    "WAYPOINT_READY_TIMEOUT_SECONDS", "access_rule", "allow_nothing_policy", "egress_lockdown_policy", "grant_policy",
     "grant_policy_name", "metadata", "namespace", "namespace_labels", "request_header_route", "service_account",
-    "service_entry", "stand_in_deployment", "stand_in_ingress_policy", "stand_in_secret", "stand_in_service",
-    "test_client_pod", "tls_origination_rule", "waypoint_access_logging", "waypoint_gateway",
+    "service_entry", "service_entry_namespaces_policy", "stand_in_deployment", "stand_in_ingress_policy",
+    "stand_in_secret", "stand_in_service", "test_client_pod", "tls_origination_rule", "waypoint_access_logging",
+    "waypoint_gateway",
 ]

@@ -169,22 +169,24 @@ def test_client_pod(namespace_name: str, *, service_account_name: str | None = N
     }
 
 
-def client_egress_policy(namespace_name: str, denied_ips: Sequence[str]) -> dict[str, Any]:
-    """Deny direct egress to the given IPs and allow everything else.
+EGRESS_LOCKDOWN_NAME = "egress-lockdown"
 
-    In-cluster peers are allowed by selector as well as by ipBlock, because some CNIs (Cilium) do
-    not match pod IPs against ipBlock rules.
+
+def egress_lockdown_policy(namespace_name: str, *, allow_cidrs: Sequence[str] = ()) -> dict[str, Any]:
+    """The namespace's pods may send only to pods in the cluster, and to `allow_cidrs`.
+
+    Ambient's ztunnel passes traffic for a host no ServiceEntry claims straight out, and a pod that
+    opts out of capture is never redirected at all; the CNI sees either as the pod dialling the
+    destination. With this policy the only way out is the egress waypoint, a pod the client reaches
+    over HBONE on 15008 (istio.io ambient/usage/networkpolicy). Cluster DNS is a pod too; the API
+    server and a NodeLocal DNS address are not, and need `allow_cidrs`.
     """
+    egress: list[dict[str, Any]] = [{"to": [{"namespaceSelector": {}}]}]
+    if allow_cidrs:
+        egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in allow_cidrs]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata("deny-direct-database-egress", namespace_name),
-        "spec": {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [
-                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [f"{ip}/32" for ip in sorted(set(denied_ips))]}}]},
-                {"to": [{"namespaceSelector": {}}]},
-            ],
-        },
+        "metadata": metadata(EGRESS_LOCKDOWN_NAME, namespace_name),
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
     }

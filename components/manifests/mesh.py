@@ -29,6 +29,8 @@ _WAIT_FOR_PROGRAMMED = {
 
 
 def waypoint_gateway(waypoint: Waypoint) -> dict[str, Any]:
+    """The waypoint, admitting ServiceEntries from `waypoint.route_namespaces`: its own namespace
+    only unless told otherwise, so a ServiceEntry in a tenant's namespace cannot bind to it."""
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
@@ -36,7 +38,8 @@ def waypoint_gateway(waypoint: Waypoint) -> dict[str, Any]:
         "spec": {
             "gatewayClassName": "istio-waypoint",
             "listeners": [
-                {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "All"}}}
+                {"name": "mesh", "port": 15008, "protocol": "HBONE",
+                 "allowedRoutes": {"namespaces": {"from": str(waypoint.route_namespaces)}}}
             ],
         },
     }
@@ -61,19 +64,20 @@ def service_entry(
     *,
     host: Any,
     addresses: Any,
+    resolution: Any = "DNS",
     ports: Sequence[ServicePort],
     waypoint: Waypoint,
     tls_origination: bool = False,
 ) -> dict[str, Any]:
-    """An external host bound to the waypoint. `host` and `addresses` (None for no pin) may be
-    deploy-time outputs; the name, the binding labels and the ports never are."""
+    """An external host bound to the waypoint. `host`, `addresses` (None for no pin) and
+    `resolution` may be deploy-time outputs; the name, the binding labels and the ports never are."""
     labels = {USE_WAYPOINT: waypoint.name}
     if waypoint.namespace != namespace_name:
         labels[USE_WAYPOINT_NAMESPACE] = waypoint.namespace
     spec: dict[str, Any] = {
         "hosts": [host],
         "location": "MESH_EXTERNAL",
-        "resolution": "DNS",
+        "resolution": resolution,
         "ports": [
             # With TLS origination clients speak plain HTTP to the port, and the waypoint dials 443.
             {"number": port.number, "name": port.port_name, "protocol": str(port.protocol),
@@ -91,13 +95,22 @@ def service_entry(
     }
 
 
-def tls_origination_rule(name: str, namespace_name: str, host: Any) -> dict[str, Any]:
-    """The waypoint wraps the plain HTTP it receives in TLS (SNI and verification by `host`)."""
+def tls_origination_rule(name: str, namespace_name: str, host: Any, *, credential_name: str | None = None) -> dict[str, Any]:
+    """The waypoint wraps the plain HTTP it receives in TLS, and checks the server's certificate names `host`.
+
+    Setting `sni` alone switches off Istio's automatic name check, so any publicly trusted
+    certificate would do (pilot/pkg/networking/core/cluster_tls.go); `subjectAltNames` puts the
+    check back. The CA is the system's, or the `credential_name` Secret's `ca.crt` in the
+    waypoint's namespace (a name ending in `-cacert` needs no extra RBAC for the waypoint).
+    """
+    tls: dict[str, Any] = {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
+    if credential_name:
+        tls["credentialName"] = credential_name
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
         "metadata": metadata(f"{name}-tls-origination", namespace_name),
-        "spec": {"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": host}}},
+        "spec": {"host": host, "trafficPolicy": {"tls": tls}},
     }
 
 

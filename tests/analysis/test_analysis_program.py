@@ -20,7 +20,7 @@ def test_program_output_has_no_route_around_the_waypoint_and_no_finding():
 
 
 def test_program_without_bypass_protection_shows_the_bypasses():
-    manifests = run(dev_values(bypassProtection=UNPROTECTED)).applied()
+    manifests = run(dev_values(bypassProtection=UNPROTECTED, egressLockdown={"enabled": False})).applied()
     assert [(finding.code, finding.resource) for finding in analyze(manifests)] == [
         ("EGW0401", "ServiceEntry istio-egress/postgres-1"),
         ("EGW0401", "ServiceEntry istio-egress/postgres-2"),

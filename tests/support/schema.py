@@ -200,6 +200,11 @@ def _cel_program(rule: str) -> celpy.Runner:
     return environment.program(environment.compile(rule), functions=_KUBERNETES_CEL_FUNCTIONS)
 
 
+def evaluate_cel(expression: str, variables: Mapping[str, Any]) -> Any:
+    """A CEL expression's value over JSON variables, as the API server's CEL would give it."""
+    return _cel_program(expression).evaluate({name: celpy.json_to_cel(value) for name, value in variables.items()})
+
+
 def _cel_validations(validator: Any, validations: list[Mapping[str, Any]], instance: Any, schema: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
     for validation in validations:
         rule = validation["rule"]

@@ -8,12 +8,14 @@ from .egress_gateway import EgressGateway, EgressGatewayArgs
 from .external_database import ExternalDatabase, ExternalDatabaseArgs
 from .external_service import ExternalService, ExternalServiceArgs
 from .grants import Access, AccessGrant, EgressTarget, Grantee
+from .install import GatewayApiCrds, GatewayApiCrdsArgs, IstioAmbient, IstioAmbientArgs
 from .namespace_grant import NamespaceGrant, NamespaceGrantArgs
 from .prerequisites import MeshPrerequisites, MeshPrerequisitesArgs
 from .values import Protocol, ServicePort, Waypoint
 
 __all__ = [
     "Access", "AccessGrant", "EgressGateway", "EgressGatewayArgs", "EgressTarget", "ExternalDatabase",
-    "ExternalDatabaseArgs", "ExternalService", "ExternalServiceArgs", "Grantee", "MeshPrerequisites",
+    "ExternalDatabaseArgs", "ExternalService", "ExternalServiceArgs", "GatewayApiCrds", "GatewayApiCrdsArgs", "Grantee",
+    "IstioAmbient", "IstioAmbientArgs", "MeshPrerequisites",
     "MeshPrerequisitesArgs", "NamespaceGrant", "NamespaceGrantArgs", "Protocol", "ServicePort", "Waypoint",
 ]

@@ -48,6 +48,8 @@ class MeshPrerequisitesArgs:
     """The CRDs the stack's objects need, e.g. `serviceentries.networking.istio.io`."""
     istio_namespace: str = DEFAULT_ISTIO_NAMESPACE
     """Where ztunnel runs (the namespace Istio's ztunnel chart was installed in)."""
+    check_istio: bool = True
+    """Read the GatewayClass and ztunnel and check Istio's version: not when the stack installs Istio."""
     minimum_istio_version: tuple[int, int] = MINIMUM_ISTIO_VERSION
     why_minimum: str = "AuthorizationPolicies that target a ServiceEntry would be ignored and nothing enforced"
     """What goes wrong on an older Istio, for the error that names the version found."""
@@ -76,14 +78,17 @@ class MeshPrerequisites(pulumi.ComponentResource):
                             "CustomResourceDefinition", crd, child_options(self, opts))
             for crd in args.custom_resources
         ]
-        kubernetes_read(f"{name}/gatewayclass/{WAYPOINT_CLASS}: {INSTALL_ISTIO}, which makes it",
-                        "gateway.networking.k8s.io/v1", "GatewayClass", WAYPOINT_CLASS,
-                        child_options(self, opts, depends_on=crds))
-        ztunnel = kubernetes_read(f"{name}/ztunnel: {INSTALL_ISTIO}", "apps/v1", "DaemonSet",
-                                  f"{args.istio_namespace}/{ZTUNNEL}", child_options(self, opts))
-        where = f"DaemonSet {args.istio_namespace}/{ZTUNNEL}"
-        self.istio_version = pulumi.Output.all(ztunnel.metadata, ztunnel.spec).apply(
-            lambda values: checked_version(where, istio_version(*values), args.minimum_istio_version, args.why_minimum))
+        if args.check_istio:
+            kubernetes_read(f"{name}/gatewayclass/{WAYPOINT_CLASS}: {INSTALL_ISTIO}, which makes it",
+                            "gateway.networking.k8s.io/v1", "GatewayClass", WAYPOINT_CLASS,
+                            child_options(self, opts, depends_on=crds))
+            ztunnel = kubernetes_read(f"{name}/ztunnel: {INSTALL_ISTIO}", "apps/v1", "DaemonSet",
+                                      f"{args.istio_namespace}/{ZTUNNEL}", child_options(self, opts))
+            where = f"DaemonSet {args.istio_namespace}/{ZTUNNEL}"
+            self.istio_version = pulumi.Output.all(ztunnel.metadata, ztunnel.spec).apply(
+                lambda values: checked_version(where, istio_version(*values), args.minimum_istio_version, args.why_minimum))
+        else:
+            self.istio_version = pulumi.Output.from_input("installed by this stack")
         self.ready = self.istio_version.apply(lambda _: self)
         self.register_outputs({"istio_version": self.istio_version})
 

@@ -24,6 +24,7 @@ from components import (
     NamespaceGrantArgs,
     manifests,
 )
+from components.install import GatewayApiCrds, GatewayApiCrdsArgs, IstioAmbient, IstioAmbientArgs
 from components.resources import child_options, kubernetes_object, kubernetes_read
 
 from .model import PROJECT, Grant, StackConfig
@@ -34,21 +35,22 @@ IP_PASSTHROUGH_SINCE = (1, 28)
 
 
 def custom_resources(config: StackConfig) -> tuple[str, ...]:
-    """The CRDs the stack's objects need: only what its config renders."""
-    needed = ["gateways.gateway.networking.k8s.io", "gatewayclasses.gateway.networking.k8s.io",
-              "serviceentries.networking.istio.io", "authorizationpolicies.security.istio.io",
-              "telemetries.telemetry.istio.io"]
-    if any(service.tls_origination for service in config.services):
-        needed.append("destinationrules.networking.istio.io")
+    """The CRDs the cluster must already have: what the config renders, less what the stack installs."""
+    gateway_api = ["gateways.gateway.networking.k8s.io", "gatewayclasses.gateway.networking.k8s.io"]
+    istio = ["serviceentries.networking.istio.io", "authorizationpolicies.security.istio.io", "telemetries.telemetry.istio.io"]
     if any(service.request_headers for service in config.services):
-        needed.append("httproutes.gateway.networking.k8s.io")
-    return tuple(needed)
+        gateway_api.append("httproutes.gateway.networking.k8s.io")
+    if any(service.tls_origination for service in config.services):
+        istio.append("destinationrules.networking.istio.io")
+    return tuple([*([] if config.gateway_api.install else gateway_api), *([] if config.istio.install else istio)])
 
 
 class EgressAccessControl(pulumi.ComponentResource):
     """Prerequisite checks, one egress gateway, one ExternalDatabase per database, one
     ExternalService per service and one NamespaceGrant per grant."""
 
+    installed: list[pulumi.Resource]
+    """What the stack installs of the mesh (Istio, the Gateway API CRDs): everything else waits for it."""
     prerequisites: MeshPrerequisites
     gateway: EgressGateway
     databases: dict[str, ExternalDatabase]
@@ -57,13 +59,24 @@ class EgressAccessControl(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
+        # What the stack installs comes first: Istio waits for the Gateway API CRDs its
+        # waypoints are made of, and everything else waits for both.
+        installed: list[pulumi.Resource] = []
+        if config.gateway_api.install:
+            installed.append(GatewayApiCrds(f"{name}/gateway-api", GatewayApiCrdsArgs(version=config.gateway_api.version),
+                                            child_options(self, opts)))
+        if config.istio.install:
+            installed.append(IstioAmbient(f"{name}/istio", IstioAmbientArgs(
+                version=config.istio.version, namespace=config.istio.namespace), child_options(self, opts, depends_on=installed)))
+        self.installed = installed
         self.prerequisites = MeshPrerequisites(
             f"{name}/prerequisites", MeshPrerequisitesArgs(
-                custom_resources=custom_resources(config), minimum_istio_version=config.istio_minor,
-                why_minimum=(f"the stack renders for {PROJECT}:istioVersion {config.istio_version}; set it to the "
+                custom_resources=custom_resources(config), check_istio=not config.istio.install,
+                minimum_istio_version=config.istio.minor, istio_namespace=config.istio.namespace,
+                why_minimum=(f"the stack renders for {PROJECT}:istio.version {config.istio.version}; set it to the "
                              "cluster's version (what newer versions add is then left out), or upgrade Istio")),
-            child_options(self, opts))
-        ready = child_options(self, opts, depends_on=[self.prerequisites.ready])
+            child_options(self, opts, depends_on=installed))
+        ready = child_options(self, opts, depends_on=[self.prerequisites.ready, *installed])
         admission = config.service_entry_admission
         self.gateway = EgressGateway(f"{name}/egress-gateway", EgressGatewayArgs(
             namespace=config.egress_namespace, create_namespace=config.create_egress_namespace,
@@ -72,7 +85,7 @@ class EgressAccessControl(pulumi.ComponentResource):
         ), ready)
         waypoint = self.gateway.waypoint
         protection = config.bypass_protection
-        passthrough = config.istio_minor >= IP_PASSTHROUGH_SINCE
+        passthrough = config.istio.minor >= IP_PASSTHROUGH_SINCE
 
         stand_ins = [database for database in config.databases if database.is_stand_in]
         database_namespace = None
@@ -89,7 +102,7 @@ class EgressAccessControl(pulumi.ComponentResource):
                 stand_in_namespace=config.database_namespace if database.is_stand_in else None,
                 pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
                 stand_in_ingress_policy=protection.database_ingress_policy,
-            ), child_options(self, opts, depends_on=[self.prerequisites.ready,
+            ), child_options(self, opts, depends_on=[self.prerequisites.ready, *installed,
                                                      database_namespace if database.is_stand_in else None]))
             for database in config.databases
         }

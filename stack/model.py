@@ -32,6 +32,7 @@ from components.values import (
     DEFAULT_DATABASE_NAMESPACE,
     DEFAULT_DATABASE_PORT,
     DEFAULT_EGRESS_NAMESPACE,
+    DEFAULT_ISTIO_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     DEFAULT_WAYPOINT_NAME,
     RESERVED_NAMESPACES,
@@ -46,6 +47,7 @@ from .types import (
     Cidr,
     Flag,
     HeaderMap,
+    GatewayApiVersion,
     HttpMethod,
     IstioVersion,
     Label,
@@ -62,6 +64,7 @@ from .types import (
 
 PROJECT = "ambient-egress"
 DEFAULT_ISTIO_VERSION = "1.30"
+DEFAULT_GATEWAY_API_VERSION = "v1.4.0"
 
 Location = tuple[str | int, ...]
 Problem = tuple[Location, str, Any, dict[str, Any]]
@@ -228,6 +231,40 @@ class ServiceEntryAdmission(_Model):
     """Namespaces that may keep ServiceEntries of their own."""
 
 
+# --- the mesh --------------------------------------------------------------------------------------------
+
+
+class Istio(_Model):
+    """The Istio the cluster runs, or the stack installs."""
+
+    version: IstioVersion = DEFAULT_ISTIO_VERSION
+    """Its minor decides what renders (`resolution: NONE` from 1.28); installing pins the charts to it."""
+    install: Flag = False
+    """Install Istio in ambient mode from its Helm charts (base, istiod, cni, ztunnel) at `version`."""
+    namespace: NamespaceName = DEFAULT_ISTIO_NAMESPACE
+    """Where Istio runs: ztunnel is looked for, or installed, there."""
+
+    @model_validator(mode="after")
+    def _pinned(self) -> Istio:
+        if self.install and self.version.count(".") != 2:
+            _raise([_at(("version",), f"must name a release to install, such as \"{self.version}.0\" (got "
+                                      f"{shown(self.version)}): the Helm charts are pinned to it", self.version)])
+        return self
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+
+class GatewayApi(_Model):
+    """The Gateway API CRDs the waypoint and routes are made of."""
+
+    install: Flag = False
+    """Install the standard-channel CRDs of `version`."""
+    version: GatewayApiVersion = DEFAULT_GATEWAY_API_VERSION
+
+
 # --- grants --------------------------------------------------------------------------------------------
 
 
@@ -356,8 +393,8 @@ class StackConfig(_Model):
     """Own the stand-ins' namespace. False: it exists, outside the mesh."""
     waypoint_name: Label = DEFAULT_WAYPOINT_NAME
     trust_domain: Address = DEFAULT_TRUST_DOMAIN
-    istio_version: IstioVersion = DEFAULT_ISTIO_VERSION
-    """The Istio minor the cluster runs: newer versions render features older ones lack."""
+    istio: Annotated[Istio, Structured] = Field(default_factory=lambda: Istio())
+    gateway_api: Annotated[GatewayApi, Structured] = Field(default_factory=lambda: GatewayApi())
     test_clients: Flag = False
     bypass_protection: Annotated[BypassProtection, Structured] = Field(default_factory=BypassProtection)
     egress_lockdown: Annotated[EgressLockdown, Structured] = Field(default_factory=EgressLockdown)
@@ -411,10 +448,7 @@ class StackConfig(_Model):
             allow_cidrs=tuple(dict.fromkeys([*self.egress_lockdown.allow_cidrs, *(own.allow_cidrs if own else ())])),
         )
 
-    @property
-    def istio_minor(self) -> tuple[int, int]:
-        major, minor = self.istio_version.split(".")
-        return int(major), int(minor)
+
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -169,22 +169,37 @@ OLDEST_ISTIO, NEWEST_ISTIO = (1, 24), (1, 31)
 
 
 def _istio_version(value: Any) -> str:
-    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    # YAML reads 1.30 as a number; a version is text, but the intent is plain.
+    text = repr(value) if isinstance(value, float) else value
     if not isinstance(text, str):
-        raise problem(f"must be an Istio version such as \"1.30\" {got(value)}")
+        raise problem(f"must be an Istio version such as \"1.30\" or \"1.30.3\" {got(value)}")
     parts = text.removeprefix("v").split(".")
     if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
-        raise problem(f"must be an Istio version such as \"1.30\" (got {shown(value)})")
+        raise problem(f"must be an Istio version such as \"1.30\" or \"1.30.3\" (got {shown(value)})")
     minor = (int(parts[0]), int(parts[1]))
     if not OLDEST_ISTIO <= minor <= NEWEST_ISTIO:
         raise problem(f"must be between {OLDEST_ISTIO[0]}.{OLDEST_ISTIO[1]} (AuthorizationPolicies that target a "
                       f"ServiceEntry) and {NEWEST_ISTIO[0]}.{NEWEST_ISTIO[1]} (got {shown(value)})")
-    return f"{minor[0]}.{minor[1]}"
+    return ".".join(str(int(part)) for part in parts)
 
 
 IstioVersion = Annotated[str, BeforeValidator(_istio_version), WithJsonSchema({
     "type": "string", "pattern": r"^v?1\.\d+(\.\d+)?$",
-    "description": "The Istio minor version the cluster runs, e.g. \"1.30\": it decides which features render."})]
+    "description": "An Istio version: the minor (\"1.30\") decides which features render; installing needs the "
+                   "patch too (\"1.30.3\")."})]
+
+
+def _gateway_api_version(value: Any) -> str:
+    if not isinstance(value, str):
+        raise problem(f"must be a Gateway API release such as \"v1.4.0\" {got(value)}")
+    parts = value.removeprefix("v").split(".")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+        raise problem(f"must be a Gateway API release such as \"v1.4.0\" (got {shown(value)})")
+    return "v" + ".".join(parts)
+
+
+GatewayApiVersion = Annotated[str, BeforeValidator(_gateway_api_version), WithJsonSchema({
+    "type": "string", "pattern": r"^v?\d+\.\d+\.\d+$", "description": "A Gateway API release, e.g. \"v1.4.0\"."})]
 
 
 def structured(value: Any) -> Any:

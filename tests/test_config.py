@@ -83,7 +83,7 @@ def test_omitted_top_level_keys_take_their_documented_defaults():
     assert config.bypass_protection == BypassProtection(service_entry_addresses=True, database_ingress_policy=True)
     assert (config.egress_lockdown.enabled, config.egress_lockdown.allow_cidrs) == (True, ())
     assert (config.service_entry_admission.enabled, config.service_entry_admission.allowed_namespaces) == (True, ())
-    assert config.istio_version == "1.30"
+    assert (config.istio.version, config.istio.install, config.gateway_api.install) == ("1.30", False, False)
 
 
 def test_a_database_without_port_or_address_is_a_stand_in_on_port_5432():

@@ -86,21 +86,21 @@ def test_crds_of_features_the_config_does_not_use_are_not_required():
 def test_an_istio_older_than_1_24_stops_the_run_before_any_object_is_created(preview):
     mocks = RecordingMocks(DEV_LOAD_BALANCERS, cluster=Cluster(istio_version="1.23.2"))
     with pytest.raises(pulumi.RunError, match=r"runs Istio 1\.23\.2, older than 1\.24: the stack renders for "
-                                              r"ambient-egress:istioVersion 1\.24"):
-        run_program(dev_values(istioVersion="1.24"), mocks, preview=preview)
+                                              r"ambient-egress:istio\.version 1\.24"):
+        run_program(dev_values(istio={"version": "1.24"}), mocks, preview=preview)
     assert created(mocks.registered) == []
 
 
 def test_a_cluster_older_than_the_stacks_istio_version_stops_the_run_and_says_which_key_to_set():
     mocks = RecordingMocks(DEV_LOAD_BALANCERS, cluster=Cluster(istio_version="1.28.1"))
     with pytest.raises(pulumi.RunError, match=r"runs Istio 1\.28\.1, older than 1\.30: the stack renders for "
-                                              r"ambient-egress:istioVersion 1\.30; set it to the cluster's version"):
+                                              r"ambient-egress:istio\.version 1\.30; set it to the cluster's version"):
         run_program(dev_values(), mocks)
     assert created(mocks.registered) == []
 
 
 def test_the_istio_version_is_exported():
-    assert resolved(run(dev_values(istioVersion="1.28"), cluster=Cluster(istio_version="1.28.1")).outputs["istioVersion"]) == "1.28.1"
+    assert resolved(run(dev_values(istio={"version": "1.28"}), cluster=Cluster(istio_version="1.28.1")).outputs["istioVersion"]) == "1.28.1"
 
 
 @pytest.mark.parametrize(("metadata", "spec", "version"), [

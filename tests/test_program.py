@@ -88,7 +88,7 @@ def test_service_entry_is_external_tcp_bound_to_the_waypoint_and_passed_through_
 
 @pytest.mark.parametrize(("version", "resolution"), [("1.27", "DNS"), ("1.28", "NONE")])
 def test_ip_passthrough_needs_istio_1_28_and_older_versions_resolve_the_host(version, resolution):
-    program = run(dev_values(istioVersion=version), cluster=Cluster(istio_version=f"{version}.0"))
+    program = run(dev_values(istio={"version": version}), cluster=Cluster(istio_version=f"{version}.0"))
     assert {entry["spec"]["resolution"] for entry in objects(program, "ServiceEntry").values()} == {resolution}
 
 

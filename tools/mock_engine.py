@@ -46,7 +46,8 @@ class Registered:
 
     @property
     def is_kubernetes(self) -> bool:
-        return self.type.startswith("kubernetes:")
+        """A Kubernetes object (not a Helm release or a manifest file, which the provider expands)."""
+        return self.type.startswith("kubernetes:") and "apiVersion" in self.inputs
 
     @property
     def is_patch(self) -> bool:
@@ -128,7 +129,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.preview = False
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        if args.resource_id and not args.custom and args.typ.startswith("kubernetes:"):
+        if args.custom is None and args.typ.startswith("kubernetes:"):
             return self._read(args)
         self.registered.append(Registered(args.typ, args.name, args.inputs))
         state = dict(args.inputs)

@@ -9,9 +9,11 @@ without looking at it, and every decision about it is made where it resolves.
   mesh       the waypoint, its access logs, ServiceEntries, TLS origination, request headers
   policies   AuthorizationPolicies: allow-nothing baselines and grant rules
   admission  the ValidatingAdmissionPolicy that keeps ServiceEntries in the egress namespace
+  install    Istio's ambient Helm charts and the Gateway API CRDs, when the stack installs them
 """
 
 from .admission import service_entry_namespaces_policy
+from .install import ISTIO_CHART_REPOSITORY, ISTIO_CHARTS, gateway_api_crds_url, istio_chart_values
 from .core import (
     AMBIENT, CLIENT_IMAGE, DATABASE_COMPONENT, DATAPLANE_MODE, EGRESS_LOCKDOWN_NAME, GATEWAY_NAME_LABEL,
     NAMESPACE_NAME_LABEL, PART_OF, POSTGRES_CONTAINER_PORT, POSTGRES_IMAGE, POSTGRES_USER, TEST_CLIENT_NAME,
@@ -25,7 +27,7 @@ from .mesh import (
 from .policies import access_rule, allow_nothing_policy, grant_policy, grant_policy_name
 
 __all__ = [
-    "AMBIENT", "CLIENT_IMAGE", "DATABASE_COMPONENT", "DATAPLANE_MODE", "EGRESS_LOCKDOWN_NAME", "GATEWAY_NAME_LABEL",
+    "AMBIENT", "CLIENT_IMAGE", "ISTIO_CHARTS", "ISTIO_CHART_REPOSITORY", "gateway_api_crds_url", "istio_chart_values", "DATABASE_COMPONENT", "DATAPLANE_MODE", "EGRESS_LOCKDOWN_NAME", "GATEWAY_NAME_LABEL",
     "GATEWAY_REF", "NAMESPACE_NAME_LABEL", "PART_OF", "POSTGRES_CONTAINER_PORT", "POSTGRES_IMAGE", "POSTGRES_USER",
     "SERVICE_ENTRY_REF", "TEST_CLIENT_NAME", "TLS_PORT", "USE_WAYPOINT", "USE_WAYPOINT_NAMESPACE",
     "WAYPOINT_READY_TIMEOUT_SECONDS", "access_rule", "allow_nothing_policy", "egress_lockdown_policy", "grant_policy",

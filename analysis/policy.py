@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .manifests import Kind, ObjectRef, Resource
+from .matching import header_value_matches, host_matches, namespace_matches, path_matches, value_matches
 
 Attributes = Mapping[str, str]
 
@@ -21,6 +22,8 @@ SOURCE_PRINCIPAL = "source.principal"
 DESTINATION_PORT = "destination.port"
 REQUEST_METHOD = "request.method"
 REQUEST_PATH = "request.path"
+REQUEST_HOST = "request.host"
+REQUEST_HEADERS = "request.headers["
 # Only an HTTP proxy sees `request.*` attributes; on plain TCP they do not exist.
 _HTTP_ONLY_PREFIX = "request."
 
@@ -32,28 +35,24 @@ _SOURCE_FIELDS = {
     "remoteIpBlocks": "remote.ip",
 }
 _OPERATION_FIELDS = {
-    "hosts": "request.host",
+    "hosts": REQUEST_HOST,
     "ports": DESTINATION_PORT,
     "methods": REQUEST_METHOD,
     "paths": REQUEST_PATH,
 }
 # Istio documents these as exact-match only: no `*` wildcards.
 _EXACT_ONLY_FIELDS = {"ports", "ipBlocks", "remoteIpBlocks"}
+# How Istio matches each attribute's values (see `matching`); the rest use its plain string match.
+_MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
+    SOURCE_NAMESPACE: namespace_matches,
+    REQUEST_HOST: host_matches,
+    REQUEST_METHOD: header_value_matches,
+    REQUEST_PATH: path_matches,
+}
 
 # Istio's trust domain unless the mesh configures another.
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 _PRINCIPAL = re.compile(r"^(?P<trust_domain>[^/]*)/ns/(?P<namespace>[^/]+)/sa/(?P<service_account>[^/]+)$")
-
-
-def value_matches(pattern: str, value: str) -> bool:
-    """Istio's value matching: exact, `prefix*`, `*suffix`, or `*` for any non-empty value."""
-    if pattern == "*":
-        return value != ""
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return value == pattern
 
 
 @dataclass(frozen=True, order=True)
@@ -89,10 +88,15 @@ class Clause:
 
     def holds(self, attributes: Attributes) -> bool:
         value = attributes.get(self.attribute)
-        matched = value is not None and any(
-            pattern == value if self.exact else value_matches(pattern, value) for pattern in self.values
-        )
+        matched = value is not None and any(self._matches(pattern, value) for pattern in self.values)
         return matched != self.negated
+
+    def _matches(self, pattern: str, value: str) -> bool:
+        if self.exact:
+            return pattern == value
+        if self.attribute.startswith(REQUEST_HEADERS):
+            return header_value_matches(pattern, value)
+        return _MATCHERS.get(self.attribute, value_matches)(pattern, value)
 
 
 Conjunction = tuple[Clause, ...]

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from analysis import Decision, ObjectRef, Request, Verdict, evaluate
-from analysis.policy import value_matches
 
 ALLOW, DENY, OPEN = Decision.ALLOW, Decision.DENY, Decision.OPEN
 
@@ -259,21 +258,6 @@ def test_wildcards_match_prefixes_suffixes_and_presence(k8s, source, expected):
     assert decide(manifests, "rds-demo-1", service_account="reporting").decision is expected
 
 
-@pytest.mark.parametrize(
-    ("pattern", "value", "expected"),
-    [
-        ("abc", "abc", True),
-        ("ab*", "abc", True),
-        ("*bc", "abc", True),
-        ("b*", "abc", False),
-        ("*", "x", True),
-        ("*", "", False),
-    ],
-)
-def test_value_matching_follows_istio(pattern, value, expected):
-    assert value_matches(pattern, value) is expected
-
-
 def test_multiple_from_entries_are_alternatives(k8s):
     rule = {"from": [{"source": {"namespaces": ["rds-demo-1"]}}, {"source": {"namespaces": ["rds-demo-2"]}}]}
     manifests = one_database(k8s, k8s.policy("either", rules=[rule]), clients=("rds-demo-1", "rds-demo-2", "other"))
@@ -329,3 +313,18 @@ def test_port_the_service_entry_does_not_declare_bypasses_the_waypoint(k8s):
 def test_unknown_service_entry_is_an_error(k8s):
     with pytest.raises(LookupError, match="istio-egress/postgres-9"):
         decide(k8s.seed(), "rds-demo-1", "postgres-9")
+
+
+def test_namespace_pattern_may_hold_a_star_in_the_middle(k8s):
+    rule = k8s.rule({"namespaces": ["rds-*-1"]})
+    manifests = one_database(k8s, k8s.policy("glob", rules=[rule]), clients=("rds-demo-1", "rds-demo-2"))
+    assert decide(manifests, "rds-demo-1").decision is ALLOW
+    assert decide(manifests, "rds-demo-2").decision is DENY
+
+
+def test_http_paths_are_matched_without_the_query_string(k8s):
+    api = k8s.service_entry("postgres-1", ports=((8080, "HTTP"),))
+    allow_get = k8s.policy("allow-get", rules=[k8s.rule(operation={"methods": ["GET"], "paths": ["/get"]})])
+    verdict = decide(one_database(k8s, allow_get, service_entry=api), "rds-demo-1", port=8080, method="GET",
+                     path="/get?x=1")
+    assert verdict.decision is ALLOW

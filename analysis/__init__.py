@@ -9,6 +9,7 @@ Layers, bottom up:
   authz      the waypoint's verdict for one `Request`
   matrix     the verdict for every client (namespace or service account) and ServiceEntry port,
              with the routes around the waypoint
+  catalogue  every finding code with its severity, headline and meaning
   findings   `istioctl analyze`-style checks
   render     text, JSON and Mermaid output
 
@@ -16,7 +17,8 @@ Pure: no Pulumi, no cluster access, no project configuration.
 """
 
 from .authz import Decision, Request, Verdict, evaluate
-from .findings import Code, Finding, analyze
+from .catalogue import Code, Severity
+from .findings import Finding, analyze
 from .manifests import MeshIndex, ObjectRef, load_manifests
 from .matrix import AccessMatrix, Destination, access_matrix, default_clients
 from .render import align_columns, render_findings, render_mermaid, render_table
@@ -30,6 +32,7 @@ __all__ = [
     "MeshIndex",
     "ObjectRef",
     "Request",
+    "Severity",
     "Verdict",
     "access_matrix",
     "align_columns",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from . import MeshIndex, access_matrix, analyze, load_manifests, render_findings, render_mermaid, render_table
+from . import MeshIndex, Severity, access_matrix, analyze, load_manifests, render_findings, render_mermaid, render_table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_findings(findings) or "No findings.")
         print()
         print(render_table(matrix))
-    return 1 if any(finding.severity == "Error" for finding in findings) else 0
+    return 1 if any(finding.severity is Severity.ERROR for finding in findings) else 0
 
 
 if __name__ == "__main__":

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 
 from .bypass import RAW_IP, Bypass, bypasses, is_database, unpinnable_hosts
+from .catalogue import Code, Severity
 from .manifests import (
     AUTHORIZATION_POLICY,
     DEPLOYMENT,
     GATEWAY,
+    NAMESPACE,
     SERVICE,
     SERVICE_ENTRY,
     STATEFUL_SET,
@@ -21,6 +22,7 @@ from .manifests import (
     Resource,
     as_index,
 )
+from .matrix import client_namespaces
 from .mesh import (
     DATAPLANE_MODE,
     USE_WAYPOINT,
@@ -33,57 +35,29 @@ from .mesh import (
     service_entry_ports,
     waypoint_binding,
 )
-from .matrix import client_namespaces
 from .policy import Policy, TargetRef, parse_policy
-
-_SEVERITY_ORDER = {"Error": 0, "Warning": 1, "Info": 2}
-
-
-class Code(Enum):
-    """Every finding the analyzer reports. A code never changes meaning; retire it rather than reuse it."""
-
-    # AuthorizationPolicy
-    POLICY_TARGET_NOT_FOUND = ("EGW0101", "Error")
-    POLICY_TARGET_IN_OTHER_NAMESPACE = ("EGW0102", "Error")
-    ALLOW_RULE_NEVER_MATCHES_TCP = ("EGW0103", "Error")
-    DENY_RULE_BROADENED_ON_TCP = ("EGW0104", "Warning")
-    POLICY_PORT_NOT_EXPOSED = ("EGW0105", "Error")
-    SOURCE_NAMESPACE_NOT_AMBIENT = ("EGW0106", "Warning")
-    SOURCE_NAMESPACE_NOT_FOUND = ("EGW0107", "Warning")
-    # ServiceEntry
-    SERVICE_ENTRY_NOT_BOUND = ("EGW0201", "Error")
-    WAYPOINT_NOT_FOUND = ("EGW0202", "Error")
-    SERVICE_ENTRY_WITHOUT_ALLOW_POLICY = ("EGW0203", "Error")
-    DUPLICATE_HOST = ("EGW0204", "Error")
-    # Namespaces
-    DATABASE_NAMESPACE_IN_MESH = ("EGW0301", "Error")
-    WAYPOINT_NAMESPACE_NOT_AMBIENT = ("EGW0302", "Warning")
-    # Routes around the waypoint
-    RAW_IP_BYPASS = ("EGW0401", "Error")
-    DATABASE_ADMITS_CLIENTS = ("EGW0402", "Error")
-    DNS_HOST_UNPINNED = ("EGW0403", "Warning")
-
-    def __init__(self, code: str, severity: str) -> None:
-        self.code = code
-        self.severity = severity
 
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: str  # "Error" | "Warning" | "Info"
+    code: Code
     resource: str  # "Kind namespace/name"
     message: str
+    severity: Severity = field(init=False)  # the code's, from the catalogue
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", self.code.severity)
 
     def __str__(self) -> str:
         return f"{self.severity} [{self.code}] ({self.resource}) {self.message}"
 
     def sort_key(self) -> tuple[int, str, str, str]:
-        return _SEVERITY_ORDER[self.severity], self.code, self.resource, self.message
+        return self.severity.rank, self.code, self.resource, self.message
 
 
-def _finding(code: Code, resource: Resource, message: str) -> Finding:
-    return Finding(code.code, code.severity, str(resource), message)
+def _finding(code: Code, resource: Resource | str, message: str) -> Finding:
+    """`resource` is the object, or its `Kind namespace/name` label when only its address is at hand."""
+    return Finding(code, str(resource), message)
 
 
 def analyze(mesh: Mesh) -> list[Finding]:
@@ -261,7 +235,7 @@ def _database_namespaces_in_mesh(index: MeshIndex) -> Iterator[Finding]:
         if enrollment(index, namespace) is Enrollment.AMBIENT:
             yield _finding(
                 Code.DATABASE_NAMESPACE_IN_MESH,
-                index.namespace(namespace),
+                f"{NAMESPACE.kind} {namespace}",
                 f"Holds databases ({', '.join(str(w) for w in workloads)}) but is labelled {DATAPLANE_MODE}=ambient; "
                 "they stand in for databases outside the mesh, so clients would reach them without the egress "
                 "waypoint; remove the label",
@@ -292,14 +266,14 @@ def _bypasses(index: MeshIndex) -> Iterator[Finding]:
         if route.route == RAW_IP:
             yield _finding(
                 Code.RAW_IP_BYPASS,
-                index.get(SERVICE_ENTRY, route.resource),
+                f"{SERVICE_ENTRY.kind} {route.resource}",
                 f"Raw-IP connections to {route.ip} bypass the waypoint (from {listed}): add "
                 f'spec.addresses: ["{route.ip}"] or an egress NetworkPolicy in each client namespace',
             )
         else:
             yield _finding(
                 Code.DATABASE_ADMITS_CLIENTS,
-                index.get(SERVICE, route.resource),
+                f"{SERVICE.kind} {route.resource}",
                 f"Database pods accept connections from namespaces other than the egress waypoint's ({listed}): "
                 "add an ingress NetworkPolicy admitting only the waypoint pods, and let no other policy "
                 "selecting them admit more",

@@ -278,7 +278,7 @@ def test_dns_named_service_entry_is_a_warning(k8s):
     manifests = [*k8s.seed(), orders, k8s.allow_nothing("orders")]
     [finding] = analyze(manifests)
     assert (finding.code, finding.severity, finding.resource) == (
-        Code.DNS_HOST_UNPINNED.code,
+        Code.DNS_HOST_UNPINNED,
         "Warning",
         "ServiceEntry istio-egress/orders",
     )

@@ -8,7 +8,7 @@ def codes_for(manifests, resource: str) -> set[str]:
 
 
 def only(manifests, code: Code) -> list[Finding]:
-    return [finding for finding in analyze(manifests) if finding.code == code.code]
+    return [finding for finding in analyze(manifests) if finding.code is code]
 
 
 def test_clean_seed_yields_no_findings_and_so_no_errors(k8s):
@@ -34,7 +34,7 @@ def test_policy_targeting_a_service_entry_in_another_namespace_is_an_error(k8s):
 
 def test_unbound_service_entry_is_an_error(k8s):
     manifests = [*k8s.seed(), k8s.service_entry("postgres-3", waypoint=None), k8s.allow_nothing("postgres-3")]
-    assert codes_for(manifests, "ServiceEntry istio-egress/postgres-3") == {Code.SERVICE_ENTRY_NOT_BOUND.code}
+    assert codes_for(manifests, "ServiceEntry istio-egress/postgres-3") == {Code.SERVICE_ENTRY_NOT_BOUND}
 
 
 def test_service_entry_bound_to_a_missing_waypoint_is_an_error(k8s):
@@ -133,4 +133,4 @@ def test_findings_list_errors_first_then_by_code(k8s):
 
 
 def test_finding_codes_are_unique():
-    assert len({code.code for code in Code}) == len(Code)
+    assert len({code.value for code in Code}) == len(Code)

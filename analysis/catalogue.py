@@ -1,0 +1,106 @@
+"""Every finding the analysis reports, as data: its stable code, severity, the kind of resource it is
+reported on, a headline and what it means. The README's findings table is checked against this
+catalogue by a test. A code never changes meaning: retire it rather than reuse it."""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+
+
+class Severity(StrEnum):
+    ERROR = "Error"
+    WARNING = "Warning"
+    INFO = "Info"
+
+    @property
+    def rank(self) -> int:
+        """Errors sort first."""
+        return list(Severity).index(self)
+
+
+@unique
+class Code(StrEnum):
+    """A finding code; the member's value is the code itself (`EGW0101`)."""
+
+    severity: Severity
+    resource_kind: str
+    headline: str
+    description: str
+
+    def __new__(cls, code: str, severity: Severity, resource_kind: str, headline: str, description: str) -> Code:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.severity = severity
+        member.resource_kind = resource_kind
+        member.headline = headline
+        member.description = description
+        return member
+
+    # AuthorizationPolicy
+    POLICY_TARGET_NOT_FOUND = (
+        "EGW0101", Severity.ERROR, "AuthorizationPolicy", "Policy target not found",
+        "targets a ServiceEntry that does not exist",
+    )
+    POLICY_TARGET_IN_OTHER_NAMESPACE = (
+        "EGW0102", Severity.ERROR, "AuthorizationPolicy", "Policy target in another namespace",
+        "its target ServiceEntry is in another namespace: the policy must sit beside it",
+    )
+    ALLOW_RULE_NEVER_MATCHES_TCP = (
+        "EGW0103", Severity.ERROR, "AuthorizationPolicy", "ALLOW rule never matches TCP",
+        "an ALLOW rule with HTTP-only fields (methods, paths, hosts) on a TCP port: it never matches",
+    )
+    DENY_RULE_BROADENED_ON_TCP = (
+        "EGW0104", Severity.WARNING, "AuthorizationPolicy", "DENY rule broadened on TCP",
+        "a DENY rule with HTTP-only fields on a TCP port: Istio drops them, so it denies more",
+    )
+    POLICY_PORT_NOT_EXPOSED = (
+        "EGW0105", Severity.ERROR, "AuthorizationPolicy", "Policy port not exposed",
+        "a port the target ServiceEntry does not expose",
+    )
+    SOURCE_NAMESPACE_NOT_AMBIENT = (
+        "EGW0106", Severity.WARNING, "AuthorizationPolicy", "Source namespace not ambient",
+        "a source namespace that is not ambient-enrolled: nothing enforces its traffic",
+    )
+    SOURCE_NAMESPACE_NOT_FOUND = (
+        "EGW0107", Severity.WARNING, "AuthorizationPolicy", "Source namespace not found",
+        "a source namespace with no Namespace manifest",
+    )
+    # ServiceEntry
+    SERVICE_ENTRY_NOT_BOUND = (
+        "EGW0201", Severity.ERROR, "ServiceEntry", "ServiceEntry not bound",
+        "not bound to any waypoint: open, and past the waypoint",
+    )
+    WAYPOINT_NOT_FOUND = (
+        "EGW0202", Severity.ERROR, "ServiceEntry", "Waypoint not found",
+        "bound to a waypoint that does not exist",
+    )
+    SERVICE_ENTRY_WITHOUT_ALLOW_POLICY = (
+        "EGW0203", Severity.ERROR, "ServiceEntry", "No ALLOW policy",
+        "no ALLOW policy applies: open to every ambient namespace",
+    )
+    DUPLICATE_HOST = (
+        "EGW0204", Severity.ERROR, "ServiceEntry", "Duplicate host",
+        "its host is also another ServiceEntry's host",
+    )
+    # Namespaces
+    DATABASE_NAMESPACE_IN_MESH = (
+        "EGW0301", Severity.ERROR, "Namespace", "Database namespace in the mesh",
+        "the database namespace is enrolled in the mesh",
+    )
+    WAYPOINT_NAMESPACE_NOT_AMBIENT = (
+        "EGW0302", Severity.WARNING, "Gateway", "Waypoint namespace not ambient",
+        "the waypoint's namespace is not ambient",
+    )
+    # Routes around the waypoint
+    RAW_IP_BYPASS = (
+        "EGW0401", Severity.ERROR, "ServiceEntry", "Raw-IP bypass",
+        "raw-IP connections to its IP bypass the waypoint",
+    )
+    DATABASE_ADMITS_CLIENTS = (
+        "EGW0402", Severity.ERROR, "Service", "Database admits clients",
+        "database pods accept connections from namespaces other than the waypoint's",
+    )
+    DNS_HOST_UNPINNED = (
+        "EGW0403", Severity.WARNING, "ServiceEntry", "DNS host unpinned",
+        "a DNS host whose IPs cannot be pinned",
+    )

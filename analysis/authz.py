@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from .manifests import SERVICE_ENTRY, Mesh, ObjectRef, as_index
 from .mesh import (
@@ -49,7 +49,7 @@ class Request:
         return str(Principal(self.trust_domain, self.source_namespace, self.service_account))
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     ALLOW = "ALLOW"
     DENY = "DENY"
     OPEN = "OPEN"  # reachable because nothing enforces a policy on the path

@@ -28,7 +28,7 @@ _EDGE_COLOURS = {
 def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines of left-aligned columns two spaces apart, without trailing spaces."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def render_findings(findings: Iterable[Finding]) -> str:

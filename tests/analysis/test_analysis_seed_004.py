@@ -9,21 +9,52 @@ from analysis import MeshIndex, ObjectRef, Request, evaluate
 
 EGRESS = "common-infrastructure"
 MANIFESTS = [
-    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "labels": {"istio.io/dataplane-mode": "ambient"}}},
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "default", "labels": {"istio.io/dataplane-mode": "ambient"}},
+    },
     # `istioctl waypoint apply --enroll-namespace` labels the namespace, so every ServiceEntry in it is bound.
-    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": EGRESS, "labels": {
-        "istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "egress-gateway"}}},
-    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-     "metadata": {"name": "egress-gateway", "namespace": EGRESS},
-     "spec": {"gatewayClassName": "istio-waypoint", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}},
-    {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "httpbin.org", "namespace": EGRESS},
-     "spec": {"hosts": ["httpbin.org"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 443}],
-              "resolution": "DNS"}},
-    {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "httpbin", "namespace": EGRESS},
-     "spec": {"targetRefs": [{"kind": "ServiceEntry", "group": "networking.istio.io", "name": "httpbin.org"}],
-              "action": "ALLOW",
-              "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/default/sa/admin"]}}]},
-                        {"to": [{"operation": {"methods": ["GET"], "paths": ["/get"]}}]}]}},
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": EGRESS,
+            "labels": {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "egress-gateway"},
+        },
+    },
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "egress-gateway", "namespace": EGRESS},
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    },
+    {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "httpbin.org", "namespace": EGRESS},
+        "spec": {
+            "hosts": ["httpbin.org"],
+            "ports": [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 443}],
+            "resolution": "DNS",
+        },
+    },
+    {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "httpbin", "namespace": EGRESS},
+        "spec": {
+            "targetRefs": [{"kind": "ServiceEntry", "group": "networking.istio.io", "name": "httpbin.org"}],
+            "action": "ALLOW",
+            "rules": [
+                {"from": [{"source": {"principals": ["cluster.local/ns/default/sa/admin"]}}]},
+                {"to": [{"operation": {"methods": ["GET"], "paths": ["/get"]}}]},
+            ],
+        },
+    },
 ]
 
 

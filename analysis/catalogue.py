@@ -1,10 +1,13 @@
 """Every finding the analysis reports, as data: its stable code, severity, the kind of resource it is
-reported on, a headline and what it means. The README's findings table is checked against this
+reported on, a headline and what it means; and the finding itself. The README's findings table is checked against this
 catalogue by a test. A code never changes meaning: retire it rather than reuse it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum, unique
+
+from .manifests import Resource
 
 
 class Severity(StrEnum):
@@ -65,6 +68,19 @@ class Code(StrEnum):
         "EGW0107", Severity.WARNING, "AuthorizationPolicy", "Source namespace not found",
         "a source namespace with no Namespace manifest",
     )
+    UNKNOWN_CONDITION_KEY = (
+        "EGW0108", Severity.ERROR, "AuthorizationPolicy", "Unknown condition key",
+        "a `when` key Istio does not know: its validation rejects the policy",
+    )
+    FIELD_NEEDS_NEWER_ISTIO = (
+        "EGW0109", Severity.ERROR, "AuthorizationPolicy", "Field needs a newer Istio",
+        "a rule field the Istio release analysed for does not have (`serviceAccounts` before 1.25, "
+        "`trustDomains` before 1.30.2)",
+    )
+    PATH_PATTERN_PROBLEM = (
+        "EGW0110", Severity.ERROR, "AuthorizationPolicy", "Path pattern problem",
+        "a path Istio rejects, or one that cannot match what it says",
+    )
     # ServiceEntry
     SERVICE_ENTRY_NOT_BOUND = (
         "EGW0201", Severity.ERROR, "ServiceEntry", "ServiceEntry not bound",
@@ -104,3 +120,31 @@ class Code(StrEnum):
         "EGW0403", Severity.WARNING, "ServiceEntry", "DNS host unpinned",
         "a DNS host whose IPs cannot be pinned",
     )
+    # What the analysis cannot evaluate
+    RULE_NOT_EVALUATED = (
+        "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",
+        "a rule field or CUSTOM action the analysis cannot evaluate from manifests: cells that turn on it "
+        "read UNDECIDED",
+    )
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: Code
+    resource: str  # "Kind namespace/name"
+    message: str
+    severity: Severity = field(init=False)  # the code's, from the catalogue
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", self.code.severity)
+
+    def __str__(self) -> str:
+        return f"{self.severity} [{self.code}] ({self.resource}) {self.message}"
+
+    def sort_key(self) -> tuple[int, str, str, str]:
+        return self.severity.rank, self.code, self.resource, self.message
+
+
+def report(code: Code, resource: Resource | str, message: str) -> Finding:
+    """`resource` is the object, or its `Kind namespace/name` label when only its address is at hand."""
+    return Finding(code, str(resource), message)

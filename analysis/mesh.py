@@ -3,6 +3,8 @@ ServiceEntry, which ports it declares, and which AuthorizationPolicies that wayp
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -102,21 +104,36 @@ def service_entry_hosts(service_entry: Resource) -> tuple[str, ...]:
     return tuple(service_entry.spec.get("hosts") or ())
 
 
-def _attachments(service_entry: Resource, binding: WaypointBinding) -> frozenset[tuple[str, TargetRef]]:
+def policies(index: MeshIndex) -> tuple[Policy, ...]:
+    """Every AuthorizationPolicy, parsed once per index."""
+    return index.derived("policies", lambda: tuple(map(parse_policy, index.all(AUTHORIZATION_POLICY))))
+
+
+def _policies_by_target(index: MeshIndex) -> Mapping[tuple[str, TargetRef], tuple[Policy, ...]]:
+    """Policies by (their namespace, a targetRef of theirs), built once per index."""
+
+    def build() -> Mapping[tuple[str, TargetRef], tuple[Policy, ...]]:
+        by_target: dict[tuple[str, TargetRef], list[Policy]] = defaultdict(list)
+        for policy in policies(index):
+            for target in dict.fromkeys(policy.targets):
+                by_target[(policy.ref.namespace, target)].append(policy)
+        return {key: tuple(found) for key, found in by_target.items()}
+
+    return index.derived("policies by target", build)
+
+
+def _attachments(service_entry: Resource, binding: WaypointBinding) -> tuple[tuple[str, TargetRef], ...]:
     """(namespace, targetRef) pairs that attach a policy to this ServiceEntry's traffic: the
     ServiceEntry itself from its own namespace (targetRefs cannot cross namespaces), and the
     waypoint Gateway from the waypoint's namespace, since those policies cover all its traffic."""
-    targets = {(service_entry.namespace, TargetRef(SERVICE_ENTRY, service_entry.name))}
+    targets = [(service_entry.namespace, TargetRef(SERVICE_ENTRY, service_entry.name))]
     if binding.gateway is not None:
-        targets.add((binding.gateway.namespace, TargetRef(GATEWAY, binding.gateway.name)))
-    return frozenset(targets)
+        targets.append((binding.gateway.namespace, TargetRef(GATEWAY, binding.gateway.name)))
+    return tuple(targets)
 
 
 def applicable_policies(index: MeshIndex, service_entry: Resource, binding: WaypointBinding) -> tuple[Policy, ...]:
-    targets = _attachments(service_entry, binding)
-    policies = (parse_policy(resource) for resource in index.all(AUTHORIZATION_POLICY))
-    return tuple(
-        policy
-        for policy in policies
-        if any((policy.ref.namespace, target) in targets for target in policy.targets)
-    )
+    by_target = _policies_by_target(index)
+    found = (policy for target in _attachments(service_entry, binding) for policy in by_target.get(target, ()))
+    # A policy targeting both the ServiceEntry and the waypoint applies once; sorted as the index is.
+    return tuple(sorted(dict.fromkeys(found), key=lambda policy: policy.ref))

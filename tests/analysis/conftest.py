@@ -225,6 +225,21 @@ def seed(*, protected: bool = True) -> list[Manifest]:
     return manifests
 
 
+def one_database(
+    *policies: Manifest, clients: tuple[str, ...] = ("rds-demo-1",), **replaced: Manifest
+) -> list[Manifest]:
+    """Ambient client namespaces, the egress namespace, the waypoint and postgres-1, plus the policies
+    under test; `replaced` gives another `egress_namespace`, `waypoint` or `service_entry`."""
+    parts = {
+        "egress_namespace": namespace(EGRESS),
+        "waypoint": waypoint(),
+        "service_entry": service_entry("postgres-1"),
+    }
+    if set(replaced) - set(parts):
+        raise TypeError(f"one_database replaces only {', '.join(parts)} (got {', '.join(replaced)})")
+    return [*(namespace(client) for client in clients), *{**parts, **replaced}.values(), *policies]
+
+
 @pytest.fixture
 def k8s() -> SimpleNamespace:
     return SimpleNamespace(
@@ -244,4 +259,5 @@ def k8s() -> SimpleNamespace:
         waypoint_only_ingress=waypoint_only_ingress,
         deny_database_egress=deny_database_egress,
         seed=seed,
+        one_database=one_database,
     )

@@ -5,21 +5,15 @@ import pytest
 from analysis import Decision, ObjectRef, Request, Verdict, evaluate
 
 ALLOW, DENY, OPEN = Decision.ALLOW, Decision.DENY, Decision.OPEN
+LIMITED, UNDECIDED = Decision.LIMITED, Decision.UNDECIDED
 
 
 def decide(manifests, source: str, service_entry: str = "postgres-1", port: int = 5432, **request) -> Verdict:
     return evaluate(manifests, Request(source, ObjectRef("istio-egress", service_entry), port, **request))
 
 
-def one_database(k8s, *policies, clients=("rds-demo-1",), egress_namespace=None, waypoint=None, service_entry=None):
-    """Ambient client namespaces, the waypoint and postgres-1, each replaceable, plus the policies under test."""
-    return [
-        *(k8s.namespace(client) for client in clients),
-        egress_namespace or k8s.namespace("istio-egress"),
-        waypoint or k8s.waypoint(),
-        service_entry or k8s.service_entry("postgres-1"),
-        *policies,
-    ]
+def one_database(k8s, *policies, **replaced):
+    return k8s.one_database(*policies, **replaced)
 
 
 @pytest.mark.parametrize(
@@ -127,11 +121,20 @@ def test_deny_policy_alone_leaves_unmatched_namespaces_open(k8s):
     assert decide(manifests, "rds-demo-2").decision is OPEN
 
 
-def test_audit_and_custom_policies_do_not_decide(k8s):
-    everything = [k8s.rule()]
-    audit = k8s.policy("audit", action="AUDIT", rules=everything)
-    custom = k8s.policy("custom", action="CUSTOM", rules=everything)
-    assert decide(one_database(k8s, audit, custom), "rds-demo-1").decision is OPEN
+def test_audit_policies_only_log(k8s):
+    audit = k8s.policy("audit", action="AUDIT", rules=[k8s.rule()])
+    assert decide(one_database(k8s, audit), "rds-demo-1").decision is OPEN
+
+
+def test_matching_custom_policy_leaves_the_verdict_to_an_external_authorizer(k8s):
+    """A CUSTOM policy hands matching requests to an ext_authz provider before DENY and ALLOW run
+    (pilot/pkg/security/authz/builder/builder.go); the manifests cannot tell what it answers."""
+    custom = k8s.policy("custom", action="CUSTOM", rules=[k8s.rule({"namespaces": ["rds-demo-1"]})])
+    manifests = one_database(k8s, custom, k8s.grant("postgres-1", "rds-demo-1"), clients=("rds-demo-1", "rds-demo-2"))
+    verdict = decide(manifests, "rds-demo-1")
+    assert verdict.decision is UNDECIDED
+    assert "CUSTOM policy istio-egress/custom" in verdict.reason
+    assert decide(manifests, "rds-demo-2").decision is DENY  # no ALLOW matches, whatever the provider says
 
 
 def test_rule_without_from_to_or_when_matches_everything(k8s):
@@ -176,7 +179,7 @@ def test_deny_rule_with_http_only_fields_matches_tcp_on_its_other_fields(k8s, op
     assert decide(manifests, "rds-demo-1").decision is expected
 
 
-@pytest.mark.parametrize(("method", "expected"), [("GET", ALLOW), ("POST", DENY), (None, DENY)])
+@pytest.mark.parametrize(("method", "expected"), [("GET", ALLOW), ("POST", DENY), (None, LIMITED)])
 def test_http_fields_are_evaluated_on_http_ports(k8s, method, expected):
     api = k8s.service_entry("postgres-1", ports=((8080, "HTTP"),))
     allow_get = k8s.policy("allow-get", rules=[k8s.rule({"namespaces": ["rds-demo-1"]}, {"methods": ["GET"]})])
@@ -199,7 +202,7 @@ def test_not_namespaces_excludes_a_namespace(k8s):
 
 @pytest.mark.parametrize(
     ("service_account", "expected"),
-    [("reporting", ALLOW), ("batch", DENY), (None, DENY)],
+    [("reporting", ALLOW), ("batch", DENY), (None, UNDECIDED)],
 )
 def test_principals_match_only_the_named_service_account(k8s, service_account, expected):
     rule = k8s.rule({"principals": ["cluster.local/ns/rds-demo-1/sa/reporting"]})
@@ -219,11 +222,33 @@ def test_principal_carries_the_requests_trust_domain(k8s):
     assert verdict.decision is ALLOW
 
 
-def test_not_principals_holds_when_the_service_account_is_unknown(k8s):
+def test_not_principals_turns_on_the_service_account_when_none_is_given(k8s):
     rule = k8s.rule({"notPrincipals": ["cluster.local/ns/rds-demo-1/sa/batch"]})
     manifests = one_database(k8s, k8s.policy("not-batch", rules=[rule]))
-    assert decide(manifests, "rds-demo-1").decision is ALLOW
+    verdict = decide(manifests, "rds-demo-1")
+    assert verdict == Verdict(
+        UNDECIDED,
+        "cannot decide: istio-egress/not-batch turns on notPrincipals (the request names no service account)",
+    )
+    assert decide(manifests, "rds-demo-1", service_account="app").decision is ALLOW
     assert decide(manifests, "rds-demo-1", service_account="batch").decision is DENY
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        ("cluster.local/ns/rds-demo-2/sa/app", DENY),  # another namespace: no account of rds-demo-1 is it
+        ("cluster.local/ns/rds-demo-1/sa/app", UNDECIDED),
+        ("cluster.local/ns/rds-demo-1/*", ALLOW),  # every account of rds-demo-1
+        ("cluster.local/ns/rds-demo-2/*", DENY),
+        ("*/sa/app", UNDECIDED),
+        ("*/ns/rds-demo-2/sa/app", DENY),
+        ("*", ALLOW),
+    ],
+)
+def test_principal_patterns_are_settled_by_the_known_namespace_when_the_account_is_not_given(k8s, principal, expected):
+    manifests = one_database(k8s, k8s.policy("by-principal", rules=[k8s.rule({"principals": [principal]})]))
+    assert decide(manifests, "rds-demo-1").decision is expected
 
 
 @pytest.mark.parametrize(

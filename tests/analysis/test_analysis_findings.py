@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from analysis import Code, Finding, analyze
 
 
@@ -134,3 +136,47 @@ def test_findings_list_errors_first_then_by_code(k8s):
 
 def test_finding_codes_are_unique():
     assert len({code.value for code in Code}) == len(Code)
+
+
+def test_unknown_condition_key_is_an_error(k8s):
+    """pkg/config/security/security.go ValidateAttribute: `unknown attribute`; model.go New fails the rule."""
+    rule = k8s.rule({"namespaces": ["rds-demo-1"]}, when=[{"key": "request.method", "values": ["GET"]}])
+    [finding] = only([*k8s.seed(), k8s.policy("bad-key", rules=[rule])], Code.UNKNOWN_CONDITION_KEY)
+    assert (finding.severity, finding.resource) == ("Error", "AuthorizationPolicy istio-egress/bad-key")
+    assert '"request.method"' in finding.message
+
+
+def test_service_accounts_on_istio_1_24_is_an_error_naming_the_release(k8s):
+    rule = k8s.rule({"serviceAccounts": ["rds-demo-1/app"]})
+    manifests = [*k8s.seed(), k8s.policy("by-account", rules=[rule])]
+    [finding] = [f for f in analyze(manifests, istio_version="1.24") if f.code is Code.FIELD_NEEDS_NEWER_ISTIO]
+    assert "serviceAccounts, which Istio 1.24 does not have (from 1.25.0)" in finding.message
+    assert only(manifests, Code.FIELD_NEEDS_NEWER_ISTIO) == []  # the default, 1.30, has it
+
+
+def test_path_istio_rejects_is_an_error(k8s):
+    """pkg/config/security/security.go CheckValidPathTemplate: `{**}` must be the last operator."""
+    api = k8s.service_entry("api", ports=((8080, "HTTP"),))
+    rule = k8s.rule(operation={"paths": ["/{**}/items/{*}", "/ok/*"]})
+    [finding] = only([*k8s.seed(), api, k8s.policy("bad-path", "api", rules=[rule])], Code.PATH_PATTERN_PROBLEM)
+    assert finding.message.startswith('rules[0] path "/{**}/items/{*}" has an operator after {**}')
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}, "rules[0] uses ipBlocks: client pod IPs"),
+        ({"when": [{"key": "connection.sni", "values": ["x"]}]}, "rules[0] uses when[connection.sni]"),
+    ],
+)
+def test_fields_the_analysis_cannot_evaluate_are_reported(k8s, rule, expected):
+    [finding] = only([*k8s.seed(), k8s.policy("unevaluated", rules=[rule])], Code.RULE_NOT_EVALUATED)
+    assert finding.severity == "Warning"
+    assert finding.message.startswith(expected)
+    assert finding.message.endswith("read UNDECIDED")
+
+
+def test_custom_policy_is_reported_as_not_evaluated(k8s):
+    custom = k8s.policy("ext-authz", action="CUSTOM", rules=[k8s.rule()])
+    [finding] = only([*k8s.seed(), custom], Code.RULE_NOT_EVALUATED)
+    assert "external authorizer" in finding.message

@@ -9,7 +9,7 @@ a verdict is ALLOW or DENY only when nothing it did not evaluate could change it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
@@ -108,8 +108,17 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
         headers=None if request.headers is None else {name.lower(): v for name, v in request.headers.items()},
     )
     http = is_http_protocol(request.protocol) if request.protocol else port.http
-    policies = applicable_policies(index, service_entry, binding)
-    return _decide(policies, facts, istio, http=http, destination=service_entry.ref)
+    policies = applicable_policies(index, service_entry, binding, istio)
+    enforced = tuple(policy for policy in policies if not policy.dry_run)
+    verdict = _decide(enforced, facts, istio, http=http, destination=service_entry.ref)
+    if len(enforced) == len(policies):
+        return verdict
+    # Istio logs what dry-run policies would do; say it where it would change the verdict.
+    logged = _decide(policies, facts, istio, http=http, destination=service_entry.ref)
+    if logged.decision is verdict.decision:
+        return verdict
+    dry_run = f"with its dry-run policies enforced: {logged.decision} ({logged.reason})"
+    return replace(verdict, reason=f"{verdict.reason}; {dry_run}")
 
 
 def _decide(policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef) -> Verdict:

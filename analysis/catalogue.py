@@ -81,6 +81,18 @@ class Code(StrEnum):
         "EGW0110", Severity.ERROR, "AuthorizationPolicy", "Path pattern problem",
         "a path Istio rejects, or one that cannot match what it says",
     )
+    POLICY_IGNORED_BY_WAYPOINT = (
+        "EGW0111", Severity.WARNING, "AuthorizationPolicy", "Policy ignored by waypoints",
+        "beside a ServiceEntry or waypoint but without targetRefs: waypoints apply only targetRefs policies",
+    )
+    GATEWAY_CLASS_POLICY_IGNORED = (
+        "EGW0112", Severity.ERROR, "AuthorizationPolicy", "GatewayClass policy ignored",
+        "targets a GatewayClass, which applies only as `istio-waypoint`, from the root namespace, on Istio 1.25+",
+    )
+    POLICY_DRY_RUN = (
+        "EGW0113", Severity.INFO, "AuthorizationPolicy", "Dry-run policy",
+        "`istio.io/dry-run`: Istio only logs what the policy would do; cell reasons say what it would change",
+    )
     # ServiceEntry
     SERVICE_ENTRY_NOT_BOUND = (
         "EGW0201", Severity.ERROR, "ServiceEntry", "ServiceEntry not bound",

@@ -53,11 +53,11 @@ def analyze(
         _bypasses,
         _dns_hosts,
     )
-    found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index))]
+    found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index, istio))]
     return sorted(found, key=Finding.sort_key)
 
 
-def _waypoint_bindings(index: MeshIndex) -> Iterator[Finding]:
+def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
         binding = waypoint_binding(index, service_entry)
         if binding.waypoint is None:
@@ -75,10 +75,10 @@ def _waypoint_bindings(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _service_entries_without_allow_policy(index: MeshIndex) -> Iterator[Finding]:
+def _service_entries_without_allow_policy(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry))
-        if not any(policy.action == "ALLOW" for policy in policies):
+        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry), istio)
+        if not any(policy.action == "ALLOW" and not policy.dry_run for policy in policies):
             yield report(
                 Code.SERVICE_ENTRY_WITHOUT_ALLOW_POLICY,
                 service_entry,
@@ -87,7 +87,7 @@ def _service_entries_without_allow_policy(index: MeshIndex) -> Iterator[Finding]
             )
 
 
-def _duplicate_hosts(index: MeshIndex) -> Iterator[Finding]:
+def _duplicate_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     declared_by: dict[str, list[Resource]] = defaultdict(list)
     for service_entry in index.all(SERVICE_ENTRY):
         for host in service_entry_hosts(service_entry):
@@ -105,7 +105,7 @@ def _duplicate_hosts(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _database_namespaces_in_mesh(index: MeshIndex) -> Iterator[Finding]:
+def _database_namespaces_in_mesh(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     databases: dict[str, list[Resource]] = defaultdict(list)
     for kind in (DEPLOYMENT, STATEFUL_SET, SERVICE):
         for workload in index.all(kind):
@@ -122,7 +122,7 @@ def _database_namespaces_in_mesh(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _waypoint_namespaces(index: MeshIndex) -> Iterator[Finding]:
+def _waypoint_namespaces(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for gateway in filter(is_waypoint, index.all(GATEWAY)):
         state = enrollment(index, gateway.namespace)
         if state is not Enrollment.AMBIENT:
@@ -133,7 +133,7 @@ def _waypoint_namespaces(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _bypasses(index: MeshIndex) -> Iterator[Finding]:
+def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     """One finding per open route, naming every client namespace it is open to."""
     namespaces = client_namespaces(index)
     open_to: dict[Bypass, set[str]] = defaultdict(set)
@@ -160,7 +160,7 @@ def _bypasses(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _dns_hosts(index: MeshIndex) -> Iterator[Finding]:
+def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
         for host in unpinnable_hosts(index, service_entry):
             yield report(

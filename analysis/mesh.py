@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from .manifests import AUTHORIZATION_POLICY, GATEWAY, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
+from .istio import Behaviour, Istio
+from .manifests import AUTHORIZATION_POLICY, GATEWAY, GATEWAY_CLASS, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
 from .policy import Policy, TargetRef, parse_policy
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
@@ -122,18 +123,28 @@ def _policies_by_target(index: MeshIndex) -> Mapping[tuple[str, TargetRef], tupl
     return index.derived("policies by target", build)
 
 
-def _attachments(service_entry: Resource, binding: WaypointBinding) -> tuple[tuple[str, TargetRef], ...]:
-    """(namespace, targetRef) pairs that attach a policy to this ServiceEntry's traffic: the
-    ServiceEntry itself from its own namespace (targetRefs cannot cross namespaces), and the
-    waypoint Gateway from the waypoint's namespace, since those policies cover all its traffic."""
+def _attachments(
+    service_entry: Resource, binding: WaypointBinding, istio: Istio
+) -> tuple[tuple[str, TargetRef], ...]:
+    """(namespace, targetRef) pairs that attach a policy to this ServiceEntry's traffic, as
+    `pilot/pkg/model/policyattachment.go` (ShouldAttachPolicy) has it: the ServiceEntry itself from
+    its own namespace (targetRefs cannot cross namespaces); the waypoint Gateway from the waypoint's
+    namespace; and, from 1.25, GatewayClass `istio-waypoint` from the root namespace, which covers
+    every waypoint. Policies without targetRefs never apply at a waypoint."""
     targets = [(service_entry.namespace, TargetRef(SERVICE_ENTRY, service_entry.name))]
     if binding.gateway is not None:
         targets.append((binding.gateway.namespace, TargetRef(GATEWAY, binding.gateway.name)))
+        if istio.has(Behaviour.GATEWAY_CLASS_POLICIES):
+            targets.append((istio.root_namespace, TargetRef(GATEWAY_CLASS, WAYPOINT_CLASS)))
     return tuple(targets)
 
 
-def applicable_policies(index: MeshIndex, service_entry: Resource, binding: WaypointBinding) -> tuple[Policy, ...]:
+def applicable_policies(
+    index: MeshIndex, service_entry: Resource, binding: WaypointBinding, istio: Istio
+) -> tuple[Policy, ...]:
+    """Every policy the waypoint applies to the ServiceEntry's traffic, dry-run ones included."""
     by_target = _policies_by_target(index)
-    found = (policy for target in _attachments(service_entry, binding) for policy in by_target.get(target, ()))
+    attachments = _attachments(service_entry, binding, istio)
+    found = (policy for target in attachments for policy in by_target.get(target, ()))
     # A policy targeting both the ServiceEntry and the waypoint applies once; sorted as the index is.
     return tuple(sorted(dict.fromkeys(found), key=lambda policy: policy.ref))

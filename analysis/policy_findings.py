@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .catalogue import Code, Finding, report
-from .istio import Istio
-from .manifests import AUTHORIZATION_POLICY, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
+from .istio import Behaviour, Istio
+from .manifests import AUTHORIZATION_POLICY, GATEWAY, GATEWAY_CLASS, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
 from .matching import path_pattern_problem
-from .mesh import DATAPLANE_MODE, Enrollment, enrollment, policies, service_entry_ports
+from .mesh import DATAPLANE_MODE, WAYPOINT_CLASS, Enrollment, enrollment, is_waypoint, policies, service_entry_ports
 from .policy import REQUEST_PATH, Policy, TargetRef
 
 
@@ -16,10 +16,51 @@ def policy_findings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     checks = (_policy_targets, _http_only_rules, _unexposed_policy_ports, _source_namespaces)
     for check in checks:
         yield from check(index)
+    egress_namespaces = {resource.namespace for resource in index.all(SERVICE_ENTRY)}
+    egress_namespaces |= {gateway.namespace for gateway in index.all(GATEWAY) if is_waypoint(gateway)}
     for resource, policy in _policies(index):
-        # Only policies with targetRefs reach a waypoint.
-        if policy.targets and policy.action != "AUDIT":
+        if not policy.targets:
+            if resource.namespace in egress_namespaces:
+                yield report(
+                    Code.POLICY_IGNORED_BY_WAYPOINT,
+                    resource,
+                    "Has no targetRefs, so waypoints ignore it (it applies to the namespace's own workloads "
+                    "through ztunnel); target the ServiceEntry or the waypoint Gateway with spec.targetRefs",
+                )
+            continue
+        yield from _gateway_class_targets(resource, policy, istio)
+        if policy.dry_run:
+            yield report(
+                Code.POLICY_DRY_RUN,
+                resource,
+                "istio.io/dry-run is true: Istio logs what the policy would do and enforces nothing; the "
+                "access matrix judges without it, and each cell it would change says how",
+            )
+        if policy.action != "AUDIT":
             yield from _rule_fields(resource, policy, istio)
+
+
+def _gateway_class_targets(resource: Resource, policy: Policy, istio: Istio) -> Iterator[Finding]:
+    for target in policy.targets:
+        if target.kind != GATEWAY_CLASS:
+            continue
+        if target.name != WAYPOINT_CLASS:
+            why = f"GatewayClass {target.name} is not {WAYPOINT_CLASS}, the only class a policy can target"
+        elif resource.namespace != istio.root_namespace:
+            why = (
+                f"it is not in the root namespace {istio.root_namespace}; move it there (or analyse with "
+                "--root-namespace if the mesh's rootNamespace is another)"
+            )
+        elif not istio.has(Behaviour.GATEWAY_CLASS_POLICIES):
+            since = Behaviour.GATEWAY_CLASS_POLICIES.since
+            why = f"Istio {istio.version} does not apply GatewayClass targets ({since} does)"
+        else:
+            continue
+        yield report(
+            Code.GATEWAY_CLASS_POLICY_IGNORED,
+            resource,
+            f"Targets GatewayClass {target.name} but applies to no waypoint: {why}",
+        )
 
 
 def _rule_fields(resource: Resource, policy: Policy, istio: Istio) -> Iterator[Finding]:

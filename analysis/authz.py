@@ -12,17 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from .attachment import applicable_policies
+from .binding import waypoint_binding
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
-from .mesh import (
-    Enrollment,
-    applicable_policies,
-    enrollment,
-    is_http_protocol,
-    service_entry_hosts,
-    service_entry_ports,
-    waypoint_binding,
-)
+from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy, Principal
 from .truth import Match, Truth
 
@@ -90,7 +84,9 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
     client = enrollment(index, request.source_namespace)
     if client is not Enrollment.AMBIENT:
         return Verdict(Decision.OPEN, f"client namespace {request.source_namespace} {client.value}")
-    binding = waypoint_binding(index, service_entry)
+    binding = waypoint_binding(index, service_entry, istio)
+    if binding.undecided:
+        return Verdict(Decision.UNDECIDED, str(binding))
     if not binding.enforced:
         return Verdict(Decision.OPEN, str(binding))
     port = next((port for port in service_entry_ports(service_entry) if port.number == request.port), None)

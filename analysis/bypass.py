@@ -23,8 +23,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from .binding import waypoint_binding
+from .istio import Istio
 from .manifests import SERVICE, MeshIndex, ObjectRef, Resource
-from .mesh import Enrollment, enrollment, service_entry_hosts, waypoint_binding
+from .mesh import Enrollment, enrollment, service_entry_hosts
 from .netpol import CLIENT_PODS, Direction, Labels, allows, namespace_labels
 
 # The stand-in databases carry this label.
@@ -69,12 +71,12 @@ def unpinned_ips(service_entry: Resource) -> tuple[ipaddress.IPv4Address, ...]:
     return tuple(ip for ip in ips if not any(ip in network for network in pinned))
 
 
-def unpinnable_hosts(index: MeshIndex, service_entry: Resource) -> tuple[str, ...]:
+def unpinnable_hosts(index: MeshIndex, service_entry: Resource, istio: Istio) -> tuple[str, ...]:
     """DNS-named hosts of an enforced ServiceEntry whose IPs nothing in the manifests accounts for:
     no `spec.addresses`, and no stand-in whose ingress policy would judge connections to them."""
     if service_entry.spec.get("addresses") or database_services(index, service_entry):
         return ()
-    if not waypoint_binding(index, service_entry).enforced:
+    if not waypoint_binding(index, service_entry, istio).enforced:
         return ()
     return tuple(host for host in service_entry_hosts(service_entry) if host_ip(host) is None)
 
@@ -88,11 +90,11 @@ def database_services(index: MeshIndex, service_entry: Resource) -> tuple[Resour
     )
 
 
-def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource) -> tuple[Bypass, ...]:
+def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, istio: Istio) -> tuple[Bypass, ...]:
     """The routes by which pods in `client_namespace` reach the ServiceEntry's database around its waypoint."""
     if enrollment(index, client_namespace) is not Enrollment.AMBIENT:
         return ()
-    if not waypoint_binding(index, service_entry).enforced:
+    if not waypoint_binding(index, service_entry, istio).enforced:
         return ()
     stand_ins = database_services(index, service_entry)
     admitting = [service for service in stand_ins if _pods_admit(index, service, client_namespace)]

@@ -110,6 +110,15 @@ class Code(StrEnum):
         "EGW0204", Severity.ERROR, "ServiceEntry", "Duplicate host",
         "its host is also another ServiceEntry's host",
     )
+    WAYPOINT_ATTACHMENT_DENIED = (
+        "EGW0205", Severity.ERROR, "ServiceEntry", "Waypoint attachment denied",
+        "its waypoint's HBONE listener does not admit the ServiceEntry's namespace (`allowedRoutes`): not "
+        "bound, open",
+    )
+    WAYPOINT_NOT_FOR_SERVICES = (
+        "EGW0206", Severity.ERROR, "ServiceEntry", "Waypoint not for services",
+        "its waypoint is labelled `istio.io/waypoint-for` `workload` or `none`: not bound, open",
+    )
     # Namespaces
     DATABASE_NAMESPACE_IN_MESH = (
         "EGW0301", Severity.ERROR, "Namespace", "Database namespace in the mesh",
@@ -137,6 +146,10 @@ class Code(StrEnum):
         "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",
         "a rule field or CUSTOM action the analysis cannot evaluate from manifests: cells that turn on it "
         "read UNDECIDED",
+    )
+    BINDING_NOT_EVALUATED = (
+        "EGW0502", Severity.WARNING, "ServiceEntry", "Binding not evaluated",
+        "the manifests do not show whether its waypoint admits its namespace: cells for it read UNDECIDED",
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from .attachment import applicable_policies
+from .binding import WAYPOINT_FOR, Problem, waypoint_binding
 from .bypass import RAW_IP, Bypass, bypasses, is_database, unpinnable_hosts
 from .catalogue import Code, Finding, report
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
@@ -17,6 +19,7 @@ from .manifests import (
     STATEFUL_SET,
     Mesh,
     MeshIndex,
+    ObjectRef,
     Resource,
     as_index,
 )
@@ -26,11 +29,9 @@ from .mesh import (
     USE_WAYPOINT,
     USE_WAYPOINT_NAMESPACE,
     Enrollment,
-    applicable_policies,
     enrollment,
     is_waypoint,
     service_entry_hosts,
-    waypoint_binding,
 )
 from .policy_findings import policy_findings
 
@@ -59,25 +60,43 @@ def analyze(
 
 def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        binding = waypoint_binding(index, service_entry)
-        if binding.waypoint is None:
-            yield report(
+        binding = waypoint_binding(index, service_entry, istio)
+        if binding.problem is None:
+            continue
+        waypoint = binding.waypoint or ObjectRef("", "")
+        code, fix = {
+            Problem.NO_WAYPOINT: (
                 Code.SERVICE_ENTRY_NOT_BOUND,
-                service_entry,
-                f"{binding}, so its traffic skips the waypoint and is open to every namespace; label it "
+                f"so its traffic skips the waypoint and is open to every namespace; label it "
                 f"{USE_WAYPOINT}=<waypoint> (and {USE_WAYPOINT_NAMESPACE} if the waypoint is elsewhere)",
-            )
-        elif not binding.enforced:
-            yield report(
+            ),
+            Problem.WAYPOINT_NOT_FOUND: (
                 Code.WAYPOINT_NOT_FOUND,
-                service_entry,
-                f"{binding}, so nothing enforces policy; create the waypoint or fix the {USE_WAYPOINT} labels",
-            )
+                f"so nothing enforces policy; create the waypoint or fix the {USE_WAYPOINT} labels",
+            ),
+            Problem.ATTACHMENT_DENIED: (
+                Code.WAYPOINT_ATTACHMENT_DENIED,
+                f"so its traffic skips the waypoint and is open to every namespace; on the waypoint's HBONE "
+                f"listener set allowedRoutes.namespaces.from: All, or from: Selector with a selector matching "
+                f"namespace {service_entry.namespace}, or move the ServiceEntry to namespace {waypoint.namespace}",
+            ),
+            Problem.NOT_FOR_SERVICES: (
+                Code.WAYPOINT_NOT_FOR_SERVICES,
+                f"so its traffic skips the waypoint and is open to every namespace; label the waypoint Gateway "
+                f"{WAYPOINT_FOR}=service (or all), or bind the ServiceEntry to a waypoint for services",
+            ),
+            Problem.ADMISSION_UNKNOWN: (
+                Code.BINDING_NOT_EVALUATED,
+                f"so cells for it read UNDECIDED; add namespace {service_entry.namespace}'s Namespace manifest, "
+                "with its labels, to the analysed files",
+            ),
+        }[binding.problem]
+        yield report(code, service_entry, f"{binding}, {fix}")
 
 
 def _service_entries_without_allow_policy(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry), istio)
+        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry, istio), istio)
         if not any(policy.action == "ALLOW" and not policy.dry_run for policy in policies):
             yield report(
                 Code.SERVICE_ENTRY_WITHOUT_ALLOW_POLICY,
@@ -139,7 +158,7 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     open_to: dict[Bypass, set[str]] = defaultdict(set)
     for service_entry in index.all(SERVICE_ENTRY):
         for namespace in namespaces:
-            for route in bypasses(index, namespace, service_entry):
+            for route in bypasses(index, namespace, service_entry, istio):
                 open_to[route].add(namespace)
     for route, clients in sorted(open_to.items()):
         listed = ", ".join(sorted(clients))
@@ -162,7 +181,7 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
 
 def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        for host in unpinnable_hosts(index, service_entry):
+        for host in unpinnable_hosts(index, service_entry, istio):
             yield report(
                 Code.DNS_HOST_UNPINNED,
                 service_entry,

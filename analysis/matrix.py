@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .attachment import policies
 from .authz import Decision, Request, Verdict, judge
 from .bypass import Bypass, bypasses
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
 from .manifests import GATEWAY, NAMESPACE, SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
-from .mesh import Enrollment, enrollment, is_waypoint, policies, service_entry_ports
+from .mesh import Enrollment, enrollment, is_waypoint, service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal
 
 DEFAULT_SERVICE_ACCOUNT = "default"
@@ -121,7 +122,7 @@ def access_matrix(
     destinations = _destinations(index)
     trust_domains = _trust_domains(index)
     routes = {
-        (namespace, service_entry.ref): bypasses(index, namespace, service_entry)
+        (namespace, service_entry.ref): bypasses(index, namespace, service_entry, istio)
         for namespace in {_identity(client)[0] for client in rows}
         for service_entry in index.all(SERVICE_ENTRY)
     }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .attachment import policies
 from .catalogue import Code, Finding, report
 from .istio import Behaviour, Istio
 from .manifests import AUTHORIZATION_POLICY, GATEWAY, GATEWAY_CLASS, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
 from .matching import path_pattern_problem
-from .mesh import DATAPLANE_MODE, WAYPOINT_CLASS, Enrollment, enrollment, is_waypoint, policies, service_entry_ports
+from .mesh import DATAPLANE_MODE, WAYPOINT_CLASS, Enrollment, enrollment, is_waypoint, service_entry_ports
 from .policy import REQUEST_PATH, Policy, TargetRef
 
 

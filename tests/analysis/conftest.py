@@ -24,15 +24,23 @@ def namespace(name: str, *, ambient: bool = True, labels: dict[str, str] | None 
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {**mode, **(labels or {})}}}
 
 
-def waypoint(name: str = "waypoint", namespace: str = EGRESS, *, gateway_class: str = "istio-waypoint") -> Manifest:
+def waypoint(
+    name: str = "waypoint",
+    namespace: str = EGRESS,
+    *,
+    gateway_class: str = "istio-waypoint",
+    allowed_namespaces: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Manifest:
+    """`allowed_namespaces` is the HBONE listener's `allowedRoutes.namespaces`; without it, `Same`."""
+    listener: dict[str, Any] = {"name": "mesh", "port": 15008, "protocol": "HBONE"}
+    if allowed_namespaces is not None:
+        listener["allowedRoutes"] = {"namespaces": allowed_namespaces}
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "gatewayClassName": gateway_class,
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": {"gatewayClassName": gateway_class, "listeners": [listener]},
     }
 
 

@@ -88,7 +88,7 @@ def test_service_entry_label_none_opts_out_of_its_namespace_waypoint(k8s):
 
 def test_use_waypoint_namespace_label_finds_a_waypoint_in_another_namespace(k8s):
     service_entry = k8s.service_entry("postgres-1", waypoint_namespace="mesh-waypoints")
-    shared_waypoint = k8s.waypoint(namespace="mesh-waypoints")
+    shared_waypoint = k8s.waypoint(namespace="mesh-waypoints", allowed_namespaces={"from": "All"})
     baseline = k8s.allow_nothing("postgres-1")
     manifests = one_database(k8s, baseline, waypoint=shared_waypoint, service_entry=service_entry)
     assert decide(manifests, "rds-demo-1").decision is DENY

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from .attachment import applicable_policies
 from .binding import waypoint_binding
-from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
 from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy, Principal
@@ -89,10 +89,17 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
         return Verdict(Decision.UNDECIDED, str(binding))
     if not binding.enforced:
         return Verdict(Decision.OPEN, str(binding))
-    port = next((port for port in service_entry_ports(service_entry) if port.number == request.port), None)
+    ports = service_entry_ports(service_entry)
+    port = next((port for port in ports if port.number == request.port), None)
     if port is None:
-        undeclared = f"ServiceEntry {service_entry.ref} does not declare port {request.port}"
-        return Verdict(Decision.OPEN, f"{undeclared}, so the connection bypasses the waypoint")
+        # ztunnel sends everything addressed to the ServiceEntry to the waypoint, on any port; the
+        # waypoint listens only on the declared ones.
+        declared = ", ".join(str(declared.number) for declared in ports) or "none"
+        return Verdict(
+            Decision.DENY,
+            f"ServiceEntry {service_entry.ref} does not declare port {request.port} (ports: {declared}), so the "
+            "waypoint has no listener for it and drops the connection",
+        )
     facts = Facts(
         namespace=request.source_namespace,
         service_account=request.service_account,
@@ -105,12 +112,27 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
     )
     http = is_http_protocol(request.protocol) if request.protocol else port.http
     policies = applicable_policies(index, service_entry, binding, istio)
+    verdict = _with_dry_run(policies, facts, istio, http=http, destination=service_entry.ref)
+    if service_entry.spec.get("resolution") == "NONE" and not istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
+        since = Behaviour.RESOLUTION_NONE_PASSTHROUGH.since
+        return Verdict(
+            Decision.DENY,
+            f"the waypoint has no endpoint for a resolution: NONE ServiceEntry on Istio {istio.version}, so every "
+            f"connection fails (no healthy upstream; {since} passes it through); policies: {verdict.decision}, "
+            f"{verdict.reason}",
+        )
+    return verdict
+
+
+def _with_dry_run(
+    policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef
+) -> Verdict:
+    """The verdict of the enforced policies; where the dry-run ones would change it, the reason says how."""
     enforced = tuple(policy for policy in policies if not policy.dry_run)
-    verdict = _decide(enforced, facts, istio, http=http, destination=service_entry.ref)
+    verdict = _decide(enforced, facts, istio, http=http, destination=destination)
     if len(enforced) == len(policies):
         return verdict
-    # Istio logs what dry-run policies would do; say it where it would change the verdict.
-    logged = _decide(policies, facts, istio, http=http, destination=service_entry.ref)
+    logged = _decide(policies, facts, istio, http=http, destination=destination)
     if logged.decision is verdict.decision:
         return verdict
     dry_run = f"with its dry-run policies enforced: {logged.decision} ({logged.reason})"

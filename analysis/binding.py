@@ -12,22 +12,31 @@ makeAllowedRoutes, AllowsAttachmentFromNamespace).
     `allowedRoutes.namespaces`: `Same` (the default, also without such a listener), `All`, or a
     `Selector` on the namespace's labels. Otherwise istiod reports `AttachmentDenied` and binds nothing.
 
-An unbound ServiceEntry's traffic goes straight out: nothing enforces policy on it.
+Before any of that, ztunnel must be able to capture the traffic, which it does by address: the
+ServiceEntry's `spec.addresses`, or one Istio allocates (`pilot/pkg/networking/serviceentry/
+ip_autoallocation.go`: never for `resolution: NONE`, nor with the label
+`networking.istio.io/enable-autoallocate-ip: "false"`). And up to 1.29, a ServiceEntry whose
+`addresses` hold a CIDR that is not a single IP is left out of ambient altogether (`services.go`
+at 1.29.0 returns no service when `toNetworkAddressFromCidr` fails; CIDRs work from 1.30).
+
+An unbound or uncaptured ServiceEntry's traffic goes straight out: nothing enforces policy on it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .istio import Istio
+from .istio import Behaviour, Istio
 from .manifests import GATEWAY, GATEWAY_CLASS, MeshIndex, ObjectRef, Resource
 from .mesh import USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS, is_waypoint
 from .netpol import namespace_labels, selector_matches
 
 WAYPOINT_FOR = "istio.io/waypoint-for"
+AUTO_ALLOCATE = "networking.istio.io/enable-autoallocate-ip"
 _SERVES_SERVICE_ENTRIES = {"service", "all"}
 _DEFAULT_TRAFFIC = "service"
 _HBONE_PORT = 15008
@@ -41,6 +50,8 @@ class Problem(Enum):
     ATTACHMENT_DENIED = "attachment denied"
     NOT_FOR_SERVICES = "waypoint not for services"
     ADMISSION_UNKNOWN = "admission unknown"
+    DROPPED_FROM_AMBIENT = "dropped from ambient"
+    NOT_CAPTURED = "no address to capture"
 
 
 @dataclass(frozen=True)
@@ -76,15 +87,25 @@ class WaypointBinding:
             return f"{asks}, but {self.detail}, so the waypoint serves no ServiceEntry"
         if self.problem is Problem.ADMISSION_UNKNOWN:
             return f"cannot decide whether {waypoint} admits {entry}: {self.detail}"
+        if self.problem in (Problem.DROPPED_FROM_AMBIENT, Problem.NOT_CAPTURED):
+            return f"{entry} {self.detail}"
         return f"{entry} is bound to {waypoint}"
 
 
 def waypoint_binding(index: MeshIndex, service_entry: Resource, istio: Istio) -> WaypointBinding:
     """The binding istiod makes for the ServiceEntry, worked out once per index and installation."""
-    return index.derived(("waypoint binding", service_entry.ref, istio), lambda: _bind(index, service_entry))
+    return index.derived(("waypoint binding", service_entry.ref, istio), lambda: _bind(index, service_entry, istio))
 
 
-def _bind(index: MeshIndex, service_entry: Resource) -> WaypointBinding:
+def _bind(index: MeshIndex, service_entry: Resource, istio: Istio) -> WaypointBinding:
+    addresses = [str(address) for address in service_entry.spec.get("addresses") or []]
+    ranges = [address for address in addresses if _is_range(address)]
+    if ranges and not istio.has(Behaviour.CIDR_ADDRESSES):
+        dropped = (
+            f"lists CIDR {ranges[0]} in spec.addresses, which Istio {istio.version} does not support in ambient "
+            f"({Behaviour.CIDR_ADDRESSES.since} does), so it is left out of ambient and bound to no waypoint"
+        )
+        return WaypointBinding(service_entry.ref, None, "", None, Problem.DROPPED_FROM_AMBIENT, dropped)
     namespace = index.namespace(service_entry.namespace)
     candidates = (service_entry, namespace) if namespace is not None else (service_entry,)
     labelled = next((resource for resource in candidates if USE_WAYPOINT in resource.labels), None)
@@ -111,7 +132,32 @@ def _bind(index: MeshIndex, service_entry: Resource) -> WaypointBinding:
         return unbound(Problem.ADMISSION_UNKNOWN, admits)
     if not admitted:
         return unbound(Problem.ATTACHMENT_DENIED, admits)
+    no_address = None if addresses else _why_no_address(service_entry)
+    if no_address is not None:
+        uncaptured = (
+            f"has no spec.addresses and {no_address}, so ztunnel cannot capture its traffic: clients reach "
+            "its hosts' real addresses and the waypoint never sees them"
+        )
+        return unbound(Problem.NOT_CAPTURED, uncaptured)
     return WaypointBinding(service_entry.ref, waypoint, str(labelled), found)
+
+
+def _is_range(address: str) -> bool:
+    """A CIDR that is not a single IP, e.g. `10.0.0.0/24` (`10.0.0.1/32` is one IP)."""
+    try:
+        network = ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        return False
+    return network.num_addresses > 1
+
+
+def _why_no_address(service_entry: Resource) -> str | None:
+    """Why Istio allocates no address for a ServiceEntry without `addresses`, if it does not."""
+    if service_entry.spec.get("resolution") == "NONE":
+        return "resolution NONE, which gets no allocated address"
+    if service_entry.labels.get(AUTO_ALLOCATE, "").lower() == "false":
+        return f"{AUTO_ALLOCATE}: false"
+    return None
 
 
 def _traffic_type(index: MeshIndex, gateway: Resource) -> tuple[str, str]:

@@ -119,6 +119,19 @@ class Code(StrEnum):
         "EGW0206", Severity.ERROR, "ServiceEntry", "Waypoint not for services",
         "its waypoint is labelled `istio.io/waypoint-for` `workload` or `none`: not bound, open",
     )
+    DROPPED_FROM_AMBIENT = (
+        "EGW0207", Severity.ERROR, "ServiceEntry", "Left out of ambient",
+        "a CIDR in `addresses` on Istio 1.29 or older: the ServiceEntry is not in ambient at all, so open",
+    )
+    NO_ADDRESS_TO_CAPTURE = (
+        "EGW0208", Severity.ERROR, "ServiceEntry", "No address to capture",
+        "no `addresses`, and none allocated (`resolution: NONE`, or auto-allocation turned off): ztunnel never "
+        "sends its traffic to the waypoint, so open",
+    )
+    NO_UPSTREAM_AT_WAYPOINT = (
+        "EGW0209", Severity.ERROR, "ServiceEntry", "No upstream at the waypoint",
+        "`resolution: NONE` at a waypoint before Istio 1.28: every connection fails (no healthy upstream)",
+    )
     # Namespaces
     DATABASE_NAMESPACE_IN_MESH = (
         "EGW0301", Severity.ERROR, "Namespace", "Database namespace in the mesh",

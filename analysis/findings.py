@@ -9,7 +9,7 @@ from .attachment import applicable_policies
 from .binding import WAYPOINT_FOR, Problem, waypoint_binding
 from .bypass import RAW_IP, Bypass, bypasses, is_database, unpinnable_hosts
 from .catalogue import Code, Finding, report
-from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import (
     DEPLOYMENT,
     GATEWAY,
@@ -47,6 +47,7 @@ def analyze(
     istio = Istio.of(istio_version, root_namespace)
     checks = (
         _waypoint_bindings,
+        _unreachable_upstreams,
         _service_entries_without_allow_policy,
         _duplicate_hosts,
         _database_namespaces_in_mesh,
@@ -85,6 +86,15 @@ def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 f"so its traffic skips the waypoint and is open to every namespace; label the waypoint Gateway "
                 f"{WAYPOINT_FOR}=service (or all), or bind the ServiceEntry to a waypoint for services",
             ),
+            Problem.DROPPED_FROM_AMBIENT: (
+                Code.DROPPED_FROM_AMBIENT,
+                "so its traffic is open to every namespace; list single IPs in spec.addresses, or analyse for "
+                f"(and run) Istio {Behaviour.CIDR_ADDRESSES.since} or later",
+            ),
+            Problem.NOT_CAPTURED: (
+                Code.NO_ADDRESS_TO_CAPTURE,
+                "so it is open to every namespace; list the destination's IPs in spec.addresses",
+            ),
             Problem.ADMISSION_UNKNOWN: (
                 Code.BINDING_NOT_EVALUATED,
                 f"so cells for it read UNDECIDED; add namespace {service_entry.namespace}'s Namespace manifest, "
@@ -92,6 +102,20 @@ def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
             ),
         }[binding.problem]
         yield report(code, service_entry, f"{binding}, {fix}")
+
+
+def _unreachable_upstreams(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    if istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
+        return
+    for service_entry in index.all(SERVICE_ENTRY):
+        if service_entry.spec.get("resolution") == "NONE" and waypoint_binding(index, service_entry, istio).enforced:
+            yield report(
+                Code.NO_UPSTREAM_AT_WAYPOINT,
+                service_entry,
+                f"Has resolution NONE and is bound to a waypoint, which on Istio {istio.version} has no endpoint for "
+                f"it, so every connection fails; use resolution DNS or STATIC with endpoints, or Istio "
+                f"{Behaviour.RESOLUTION_NONE_PASSTHROUGH.since} or later",
+            )
 
 
 def _service_entries_without_allow_policy(index: MeshIndex, istio: Istio) -> Iterator[Finding]:

@@ -329,10 +329,18 @@ def test_policy_on_the_waypoint_applies_to_its_service_entries(k8s):
     assert "istio-egress/waypoint-allow-nothing" in verdict.reason
 
 
-def test_port_the_service_entry_does_not_declare_bypasses_the_waypoint(k8s):
-    verdict = decide(one_database(k8s, k8s.allow_nothing("postgres-1")), "rds-demo-1", port=5433)
-    assert verdict.decision is OPEN
-    assert "does not declare port 5433" in verdict.reason
+def test_port_the_service_entry_does_not_declare_is_dropped_at_the_waypoint(k8s):
+    """ztunnel sends every connection to the ServiceEntry's address to the waypoint, on any port; the
+    waypoint's main listener has a filter chain per declared service port only, so nothing matches and
+    the connection is closed (pilot/pkg/networking/core/listener_waypoint.go, FilterChainMatcher)."""
+    pinned = k8s.service_entry("postgres-1", host="10.0.0.1.nip.io", addresses=("10.0.0.1",))
+    manifests = one_database(k8s, k8s.grant("postgres-1", "rds-demo-1"), service_entry=pinned)
+    verdict = decide(manifests, "rds-demo-1", port=5433)
+    assert verdict == Verdict(
+        DENY,
+        "ServiceEntry istio-egress/postgres-1 does not declare port 5433 (ports: 5432), so the waypoint has no "
+        "listener for it and drops the connection",
+    )
 
 
 def test_unknown_service_entry_is_an_error(k8s):

@@ -154,6 +154,10 @@ class Code(StrEnum):
         "EGW0403", Severity.WARNING, "ServiceEntry", "DNS host unpinned",
         "a DNS host whose IPs cannot be pinned",
     )
+    SELECTED_PODS_ADMIT_CLIENTS = (
+        "EGW0404", Severity.ERROR, "ServiceEntry", "Selected pods admit clients",
+        "the pods its `workloadSelector` selects accept connections from namespaces other than the waypoint's",
+    )
     # What the analysis cannot evaluate
     RULE_NOT_EVALUATED = (
         "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",

@@ -6,17 +6,15 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from .attachment import applicable_policies
+from .backends import backends
 from .binding import WAYPOINT_FOR, Problem, waypoint_binding
-from .bypass import RAW_IP, Bypass, bypasses, is_database, unpinnable_hosts
+from .bypass import RAW_IP, Bypass, bypasses, unpinnable_hosts
 from .catalogue import Code, Finding, report
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import (
-    DEPLOYMENT,
     GATEWAY,
     NAMESPACE,
-    SERVICE,
     SERVICE_ENTRY,
-    STATEFUL_SET,
     Mesh,
     MeshIndex,
     ObjectRef,
@@ -149,19 +147,19 @@ def _duplicate_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
 
 
 def _database_namespaces_in_mesh(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
-    databases: dict[str, list[Resource]] = defaultdict(list)
-    for kind in (DEPLOYMENT, STATEFUL_SET, SERVICE):
-        for workload in index.all(kind):
-            if is_database(workload):
-                databases[workload.namespace].append(workload)
-    for namespace, workloads in sorted(databases.items()):
+    """Namespaces in the mesh holding what a ServiceEntry's destination really is (see `backends`)."""
+    behind: dict[str, list[str]] = defaultdict(list)
+    for service_entry in index.all(SERVICE_ENTRY):
+        for backend in backends(index, service_entry):
+            behind[backend.namespace].append(f"{backend} behind ServiceEntry {service_entry.ref}")
+    for namespace, listed in sorted(behind.items()):
         if enrollment(index, namespace) is Enrollment.AMBIENT:
             yield report(
                 Code.DATABASE_NAMESPACE_IN_MESH,
                 f"{NAMESPACE.kind} {namespace}",
-                f"Holds databases ({', '.join(str(w) for w in workloads)}) but is labelled {DATAPLANE_MODE}=ambient; "
-                "they stand in for databases outside the mesh, so clients would reach them without the egress "
-                "waypoint; remove the label",
+                f"Holds the destinations of ServiceEntries ({', '.join(listed)}) but is labelled "
+                f"{DATAPLANE_MODE}=ambient; they stand in for services outside the mesh, so clients would reach "
+                "them without the egress waypoint; remove the label",
             )
 
 
@@ -194,13 +192,17 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 f'spec.addresses: ["{route.ip}"] or an egress NetworkPolicy in each client namespace',
             )
         else:
-            yield report(
-                Code.DATABASE_ADMITS_CLIENTS,
-                f"{SERVICE.kind} {route.resource}",
-                f"Database pods accept connections from namespaces other than the egress waypoint's ({listed}): "
-                "add an ingress NetworkPolicy admitting only the waypoint pods, and let no other policy "
-                "selecting them admit more",
+            admits = "accept connections from namespaces other than the egress waypoint's"
+            fix = (
+                "add an ingress NetworkPolicy admitting only the waypoint pods, and let no other policy selecting "
+                "them admit more"
             )
+            if route.kind == SERVICE_ENTRY:
+                message = f"The pods its workloadSelector selects {admits} ({listed}): {fix}"
+                yield report(Code.SELECTED_PODS_ADMIT_CLIENTS, f"{route.kind.kind} {route.resource}", message)
+            else:
+                message = f"Database pods {admits} ({listed}): {fix}"
+                yield report(Code.DATABASE_ADMITS_CLIENTS, f"{route.kind.kind} {route.resource}", message)
 
 
 def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:

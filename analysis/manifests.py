@@ -23,8 +23,6 @@ class Kind:
 
 NAMESPACE = Kind("", "Namespace")
 SERVICE = Kind("", "Service")
-DEPLOYMENT = Kind("apps", "Deployment")
-STATEFUL_SET = Kind("apps", "StatefulSet")
 GATEWAY = Kind("gateway.networking.k8s.io", "Gateway")
 GATEWAY_CLASS = Kind("gateway.networking.k8s.io", "GatewayClass")
 SERVICE_ENTRY = Kind("networking.istio.io", "ServiceEntry")

@@ -142,12 +142,17 @@ def stand_in_pods(name: str) -> dict[str, str]:
 
 
 def database(name: str, namespace: str = "db", *, kind: str = "Deployment") -> Manifest:
+    """A stand-in database: its Deployment, or its LoadBalancer Service, named like its ServiceEntry and on
+    its port, as the project renders them (no address shown: the cloud assigns it on apply)."""
     api_version = "v1" if kind == "Service" else "apps/v1"
-    labels = {"app.kubernetes.io/component": "database", "app.kubernetes.io/instance": name}
-    metadata = {"name": name, "namespace": namespace, "labels": labels}
+    metadata = {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/instance": name}}
     manifest: Manifest = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
     if kind == "Service":
-        manifest["spec"] = {"type": "LoadBalancer", "selector": stand_in_pods(name)}
+        manifest["spec"] = {
+            "type": "LoadBalancer",
+            "selector": stand_in_pods(name),
+            "ports": [{"name": "tcp-postgres", "port": POSTGRES, "protocol": "TCP", "targetPort": "postgres"}],
+        }
     return manifest
 
 

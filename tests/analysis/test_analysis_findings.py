@@ -119,7 +119,7 @@ def test_database_namespace_in_the_mesh_is_an_error(k8s):
     manifests = [k8s.namespace("db"), *k8s.seed()[1:]]
     [finding] = only(manifests, Code.DATABASE_NAMESPACE_IN_MESH)
     assert (finding.severity, finding.resource) == ("Error", "Namespace db")
-    assert "Deployment db/postgres-1" in finding.message
+    assert "Service db/postgres-1 behind ServiceEntry istio-egress/postgres-1" in finding.message
 
 
 def test_waypoint_namespace_outside_the_mesh_is_a_warning(k8s):

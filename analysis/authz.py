@@ -82,6 +82,10 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
         raise LookupError(f"ServiceEntry {request.destination} not found")
 
     client = enrollment(index, request.source_namespace)
+    if client is Enrollment.UNKNOWN:
+        # Whether ztunnel captures the client at all turns on labels the manifests do not show.
+        unknown = f"client namespace {request.source_namespace} {client.value}, so whether it is ambient is unknown"
+        return Verdict(Decision.UNDECIDED, unknown)
     if client is not Enrollment.AMBIENT:
         return Verdict(Decision.OPEN, f"client namespace {request.source_namespace} {client.value}")
     binding = waypoint_binding(index, service_entry, istio)

@@ -133,7 +133,9 @@ class Clause:
 
     @property
     def http_only(self) -> bool:
-        return self.attribute.startswith(_HTTP_ONLY_PREFIX)
+        # An unknown key fails the whole rule before Istio looks at the protocol (model.go New), so
+        # it is never dropped the way HTTP-only fields are on TCP.
+        return self.attribute.startswith(_HTTP_ONLY_PREFIX) and not self.unknown_key
 
     @property
     def not_evaluated(self) -> str | None:

@@ -46,9 +46,11 @@ def test_client_namespace_outside_the_mesh_is_open_because_nothing_enforces(k8s)
     assert verdict == Verdict(OPEN, "client namespace db is not ambient-enrolled")
 
 
-def test_client_namespace_without_a_namespace_manifest_is_open(k8s):
+def test_client_namespace_without_a_namespace_manifest_is_undecided(k8s):
     verdict = decide(k8s.seed(), "elsewhere")
-    assert verdict == Verdict(OPEN, "client namespace elsewhere has no Namespace manifest")
+    assert verdict == Verdict(
+        UNDECIDED, "client namespace elsewhere has no Namespace manifest, so whether it is ambient is unknown"
+    )
 
 
 def test_service_entry_without_waypoint_label_is_open(k8s):

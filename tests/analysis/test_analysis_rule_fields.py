@@ -125,6 +125,14 @@ def test_when_conditions_on_the_source_and_port_are_evaluated(k8s, condition, ex
     assert verdict.decision is expected
 
 
+def test_unknown_request_key_on_tcp_is_not_dropped_like_an_http_field(k8s):
+    # model.go New fails on the key before the TCP filter drops HTTP fields: a DENY rule is skipped, not
+    # widened, and so cannot be said to deny.
+    deny = k8s.rule(when=[{"key": "request.method", "values": ["DELETE"]}])
+    manifests = k8s.one_database(k8s.grant("postgres-1", "rds-demo-1"), k8s.policy("bad", action="DENY", rules=[deny]))
+    assert decide(manifests).decision is UNDECIDED
+
+
 def test_unknown_when_key_makes_the_cell_undecided_and_names_it(k8s):
     # ValidateAttribute rejects the key; istiod skips the rule if the policy got in anyway.
     manifests = on_tcp(k8s, k8s.rule({"namespaces": ["rds-demo-1"]}, when=[{"key": "source.user", "values": ["x"]}]))

@@ -1,20 +1,23 @@
 """Who can reach which external database, from Kubernetes manifests alone.
 
 Layers, bottom up:
-  manifests  load YAML and index it (`MeshIndex`)
-  istio      the Istio release judged for (`IstioVersion`) and the behaviours that depend on it
-  matching   Istio's matching of values, hosts, namespaces and paths, for every caller
-  truth      yes, no, depends on the request, or unknown, and how they combine
-  policy     AuthorizationPolicy rules, and how each clause matches a request
-  netpol     NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
-  mesh       ambient semantics: enrollment, waypoint binding, which policies apply
-  bypass     routes around the waypoint: raw IPs the ServiceEntry does not pin, stand-in pods
-  authz      the waypoint's verdict for one `Request`
-  matrix     the verdict for every client (namespace or service account) and ServiceEntry port,
-             with the routes around the waypoint
-  catalogue  every finding code with its severity, headline and meaning
-  findings   `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies)
-  render     text, JSON and Mermaid output
+  manifests        load YAML and index it (`MeshIndex`), with views derived once per index
+  istio            the Istio release judged for (`IstioVersion`) and the behaviours that depend on it
+  matching         Istio's matching of values, hosts, namespaces and paths, for every caller
+  truth            yes, no, depends on the request, or unknown, and how they combine
+  policy           AuthorizationPolicy rules, and how each clause matches a request
+  netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
+  mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
+  binding          which waypoint serves a ServiceEntry, as istiod binds it
+  attachment       which policies that waypoint applies
+  backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
+  bypass           routes around the waypoint: raw IPs the ServiceEntry does not pin, its backends
+  authz            the waypoint's verdict for one `Request`
+  matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
+                   with the routes around the waypoint; optionally for one `HttpRequest`
+  catalogue        every finding code with its severity, headline and meaning; `Finding`
+  findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies)
+  render           text, JSON and Mermaid output
 
 Pure: no Pulumi, no cluster access, no project configuration.
 """

@@ -17,7 +17,7 @@ from .binding import waypoint_binding
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
 from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
-from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy, Principal
+from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
 from .truth import Match, Truth
 
 
@@ -37,12 +37,6 @@ class Request:
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     host: str | None = None  # None: the ServiceEntry's first host, as a client dialling it sends
     headers: Mapping[str, str] | None = field(default=None, hash=False)
-
-    @property
-    def principal(self) -> str | None:
-        if self.service_account is None:
-            return None
-        return str(Principal(self.trust_domain, self.source_namespace, self.service_account))
 
 
 class Decision(StrEnum):

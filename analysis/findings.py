@@ -17,7 +17,6 @@ from .manifests import (
     SERVICE_ENTRY,
     Mesh,
     MeshIndex,
-    ObjectRef,
     Resource,
     as_index,
 )
@@ -62,7 +61,8 @@ def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
         binding = waypoint_binding(index, service_entry, istio)
         if binding.problem is None:
             continue
-        waypoint = binding.waypoint or ObjectRef("", "")
+        # One fix is to move the ServiceEntry beside the waypoint, where `Same`, the default, admits it.
+        waypoint_namespace = binding.waypoint.namespace if binding.waypoint else service_entry.namespace
         code, fix = {
             Problem.NO_WAYPOINT: (
                 Code.SERVICE_ENTRY_NOT_BOUND,
@@ -77,7 +77,7 @@ def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 Code.WAYPOINT_ATTACHMENT_DENIED,
                 f"so its traffic skips the waypoint and is open to every namespace; on the waypoint's HBONE "
                 f"listener set allowedRoutes.namespaces.from: All, or from: Selector with a selector matching "
-                f"namespace {service_entry.namespace}, or move the ServiceEntry to namespace {waypoint.namespace}",
+                f"namespace {service_entry.namespace}, or move the ServiceEntry to namespace {waypoint_namespace}",
             ),
             Problem.NOT_FOR_SERVICES: (
                 Code.WAYPOINT_NOT_FOR_SERVICES,

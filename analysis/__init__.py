@@ -1,24 +1,33 @@
 """Who can reach which external database, from Kubernetes manifests alone.
 
 Layers, bottom up:
-  manifests  load YAML and index it (`MeshIndex`)
-  policy     AuthorizationPolicy rules and Istio's matching of them
-  netpol     NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
-  mesh       ambient semantics: enrollment, waypoint binding, which policies apply
-  bypass     routes around the waypoint: raw IPs the ServiceEntry does not pin, stand-in pods
-  authz      the waypoint's verdict for one `Request`
-  matrix     the verdict for every client (namespace or service account) and ServiceEntry port,
-             with the routes around the waypoint
-  findings   `istioctl analyze`-style checks
-  render     text, JSON and Mermaid output
+  manifests        load YAML and index it (`MeshIndex`), with views derived once per index
+  istio            the Istio release judged for (`IstioVersion`) and the behaviours that depend on it
+  matching         Istio's matching of values, hosts, namespaces and paths, for every caller
+  truth            yes, no, depends on the request, or unknown, and how they combine
+  policy           AuthorizationPolicy rules, and how each clause matches a request
+  netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
+  mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
+  binding          which waypoint serves a ServiceEntry, as istiod binds it
+  attachment       which policies that waypoint applies
+  backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
+  bypass           routes around the waypoint: raw IPs the ServiceEntry does not pin, its backends
+  authz            the waypoint's verdict for one `Request`
+  matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
+                   with the routes around the waypoint; optionally for one `HttpRequest`
+  catalogue        every finding code with its severity, headline and meaning; `Finding`
+  findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies)
+  render           text, JSON and Mermaid output
 
 Pure: no Pulumi, no cluster access, no project configuration.
 """
 
 from .authz import Decision, Request, Verdict, evaluate
-from .findings import Code, Finding, analyze
+from .catalogue import Code, Finding, Severity
+from .findings import analyze
+from .istio import IstioVersion, IstioVersionError
 from .manifests import MeshIndex, ObjectRef, load_manifests
-from .matrix import AccessMatrix, Destination, access_matrix, default_clients
+from .matrix import AccessMatrix, Destination, HttpRequest, access_matrix, default_clients
 from .render import align_columns, render_findings, render_mermaid, render_table
 
 __all__ = [
@@ -27,9 +36,13 @@ __all__ = [
     "Decision",
     "Destination",
     "Finding",
+    "HttpRequest",
+    "IstioVersion",
+    "IstioVersionError",
     "MeshIndex",
     "ObjectRef",
     "Request",
+    "Severity",
     "Verdict",
     "access_matrix",
     "align_columns",

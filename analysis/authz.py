@@ -1,31 +1,24 @@
-"""The verdict for one connection from a client to a ServiceEntry port."""
+"""The verdict for one connection, or one HTTP request, from a client to a ServiceEntry port.
+
+How the waypoint decides (Envoy's RBAC filters as istiod builds them, `authz/builder/builder.go`):
+CUSTOM policies first, then DENY, then ALLOW; with no ALLOW policy, what no DENY policy stops
+passes. AUDIT policies only log. The analysis keeps what it cannot settle apart from what it can:
+a verdict is ALLOW or DENY only when nothing it did not evaluate could change it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
-from .manifests import SERVICE_ENTRY, Mesh, ObjectRef, as_index
-from .mesh import (
-    Enrollment,
-    ServicePort,
-    applicable_policies,
-    enrollment,
-    is_http_protocol,
-    service_entry_ports,
-    waypoint_binding,
-)
-from .policy import (
-    DEFAULT_TRUST_DOMAIN,
-    DESTINATION_PORT,
-    REQUEST_METHOD,
-    REQUEST_PATH,
-    SOURCE_NAMESPACE,
-    SOURCE_PRINCIPAL,
-    Attributes,
-    Policy,
-    Principal,
-)
+from .attachment import applicable_policies
+from .binding import waypoint_binding
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
+from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
+from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
+from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
+from .truth import Match, Truth
 
 
 @dataclass(frozen=True)
@@ -33,28 +26,26 @@ class Request:
     source_namespace: str
     destination: ObjectRef  # the ServiceEntry
     port: int  # the ServiceEntry port the client dials
-    # Without a service account the client's principal is unknown, so rules on principals cannot match.
+    # None: some workload of the namespace, which one not said; clauses on identities may then be
+    # undecided. The access matrix always names one (`default` for a bare namespace row).
     service_account: str | None = None
     # None: the protocol the ServiceEntry declares for the port, which is what the waypoint uses.
     protocol: str | None = None
-    # Only seen on HTTP ports.
+    # HTTP only. None leaves the attribute open: a rule on it then holds for some requests only.
     method: str | None = None
-    path: str | None = None
+    path: str | None = None  # may carry a query string, which paths are matched without
     trust_domain: str = DEFAULT_TRUST_DOMAIN
-
-    @property
-    def principal(self) -> str | None:
-        if self.service_account is None:
-            return None
-        return str(Principal(self.trust_domain, self.source_namespace, self.service_account))
+    host: str | None = None  # None: the ServiceEntry's first host, as a client dialling it sends
+    headers: Mapping[str, str] | None = field(default=None, hash=False)
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     ALLOW = "ALLOW"
-    LIMITED = "LIMITED"  # only some HTTP requests are allowed
     DENY = "DENY"
     OPEN = "OPEN"  # reachable because nothing enforces a policy on the path
-    BYPASS = "BYPASS"  # the waypoint denies, but a route around it reaches the database
+    LIMITED = "LIMITED"  # only some HTTP requests are allowed: it depends on their method, path, headers
+    UNDECIDED = "UNDECIDED"  # the verdict turns on something the analysis does not evaluate
+    BYPASS = "BYPASS"  # the waypoint does not allow everything, but a route around it reaches the database
 
 
 @dataclass(frozen=True)
@@ -66,47 +57,129 @@ class Verdict:
     bypasses: tuple[str, ...] = ()
 
 
-def evaluate(mesh: Mesh, request: Request) -> Verdict:
-    """Raises LookupError when the destination ServiceEntry is not in the manifests."""
-    index = as_index(mesh)
+def evaluate(
+    mesh: Mesh,
+    request: Request,
+    *,
+    istio_version: IstioVersion | str = NEWEST_SUPPORTED,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+) -> Verdict:
+    """The waypoint's verdict on `request` under that Istio release; raises LookupError when the
+    destination ServiceEntry is not in the manifests."""
+    return judge(as_index(mesh), request, Istio.of(istio_version, root_namespace))
+
+
+def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
+    """`evaluate` for callers that hold an index and the installation already."""
     service_entry = index.get(SERVICE_ENTRY, request.destination)
     if service_entry is None:
         raise LookupError(f"ServiceEntry {request.destination} not found")
 
     client = enrollment(index, request.source_namespace)
+    if client is Enrollment.UNKNOWN:
+        # Whether ztunnel captures the client at all turns on labels the manifests do not show.
+        unknown = f"client namespace {request.source_namespace} {client.value}, so whether it is ambient is unknown"
+        return Verdict(Decision.UNDECIDED, unknown)
     if client is not Enrollment.AMBIENT:
         return Verdict(Decision.OPEN, f"client namespace {request.source_namespace} {client.value}")
-    binding = waypoint_binding(index, service_entry)
+    binding = waypoint_binding(index, service_entry, istio)
+    if binding.undecided:
+        return Verdict(Decision.UNDECIDED, str(binding))
     if not binding.enforced:
         return Verdict(Decision.OPEN, str(binding))
-    port = next((port for port in service_entry_ports(service_entry) if port.number == request.port), None)
+    ports = service_entry_ports(service_entry)
+    port = next((port for port in ports if port.number == request.port), None)
     if port is None:
-        undeclared = f"ServiceEntry {service_entry.ref} does not declare port {request.port}"
-        return Verdict(Decision.OPEN, f"{undeclared}, so the connection bypasses the waypoint")
-    return _decide(applicable_policies(index, service_entry, binding), request, port)
-
-
-def _decide(policies: tuple[Policy, ...], request: Request, port: ServicePort) -> Verdict:
+        # ztunnel sends everything addressed to the ServiceEntry to the waypoint, on any port; the
+        # waypoint listens only on the declared ones.
+        declared = ", ".join(str(declared.number) for declared in ports) or "none"
+        return Verdict(
+            Decision.DENY,
+            f"ServiceEntry {service_entry.ref} does not declare port {request.port} (ports: {declared}), so the "
+            "waypoint has no listener for it and drops the connection",
+        )
+    facts = Facts(
+        namespace=request.source_namespace,
+        service_account=request.service_account,
+        trust_domain=request.trust_domain,
+        port=request.port,
+        host=request.host or next(iter(service_entry_hosts(service_entry)), ""),
+        method=request.method,
+        path=request.path,
+        headers=None if request.headers is None else {name.lower(): v for name, v in request.headers.items()},
+    )
     http = is_http_protocol(request.protocol) if request.protocol else port.http
-    attributes = _attributes(request)
-    # AUDIT policies only log, and CUSTOM ones defer to an external authorizer the manifests cannot
-    # show, so neither takes part in the verdict.
-    for policy in policies:
-        if policy.action == "DENY" and policy.matches(attributes, http=http):
-            return Verdict(Decision.DENY, f"denied by {policy.ref}")
+    policies = applicable_policies(index, service_entry, binding, istio)
+    verdict = _with_dry_run(policies, facts, istio, http=http, destination=service_entry.ref)
+    if service_entry.spec.get("resolution") == "NONE" and not istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
+        since = Behaviour.RESOLUTION_NONE_PASSTHROUGH.since
+        return Verdict(
+            Decision.DENY,
+            f"the waypoint has no endpoint for a resolution: NONE ServiceEntry on Istio {istio.version}, so every "
+            f"connection fails (no healthy upstream; {since} passes it through); policies: {verdict.decision}, "
+            f"{verdict.reason}",
+        )
+    return verdict
+
+
+def _with_dry_run(
+    policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef
+) -> Verdict:
+    """The verdict of the enforced policies; where the dry-run ones would change it, the reason says how."""
+    enforced = tuple(policy for policy in policies if not policy.dry_run)
+    verdict = _decide(enforced, facts, istio, http=http, destination=destination)
+    if len(enforced) == len(policies):
+        return verdict
+    logged = _decide(policies, facts, istio, http=http, destination=destination)
+    if logged.decision is verdict.decision:
+        return verdict
+    dry_run = f"with its dry-run policies enforced: {logged.decision} ({logged.reason})"
+    return replace(verdict, reason=f"{verdict.reason}; {dry_run}")
+
+
+def _decide(policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef) -> Verdict:
+    matches = {policy.ref: policy.evaluate(facts, istio, http=http) for policy in policies}
+
+    def by(action: str, *truths: Truth) -> list[tuple[Policy, Match]]:
+        return [(p, matches[p.ref]) for p in policies if p.action == action and matches[p.ref].truth in truths]
+
+    denied = by("DENY", Truth.YES)
+    if denied:
+        return Verdict(Decision.DENY, f"denied by {denied[0][0].ref}")
     allows = [policy for policy in policies if policy.action == "ALLOW"]
+    if allows and not by("ALLOW", Truth.YES, Truth.DEPENDS, Truth.UNKNOWN):
+        listed = ", ".join(str(policy.ref) for policy in allows)
+        return Verdict(Decision.DENY, f"no ALLOW policy matched (applicable: {listed})")
+    # A CUSTOM policy that may match hands the request to an external authorizer, which may deny it.
+    may_deny = by("DENY", Truth.UNKNOWN) + by("CUSTOM", Truth.YES, Truth.DEPENDS, Truth.UNKNOWN)
+    if may_deny:
+        return Verdict(Decision.UNDECIDED, _cannot_decide(may_deny))
+    denied_sometimes = by("DENY", Truth.DEPENDS)
+    except_denied = "".join(f", except requests matching {_fields(m)} of {p.ref}" for p, m in denied_sometimes)
     if not allows:
-        return Verdict(Decision.OPEN, f"no ALLOW policy applies to ServiceEntry {request.destination}")
-    for policy in allows:
-        if policy.matches(attributes, http=http):
-            return Verdict(Decision.ALLOW, f"allowed by {policy.ref}")
-    return Verdict(Decision.DENY, f"no ALLOW policy matched (applicable: {', '.join(str(p.ref) for p in allows)})")
+        if denied_sometimes:
+            return Verdict(Decision.LIMITED, f"no ALLOW policy applies{except_denied}")
+        return Verdict(Decision.OPEN, f"no ALLOW policy applies to ServiceEntry {destination}")
+    allowed = by("ALLOW", Truth.YES)
+    if allowed:
+        decision = Decision.LIMITED if denied_sometimes else Decision.ALLOW
+        return Verdict(decision, f"allowed by {allowed[0][0].ref}{except_denied}")
+    undecided = by("ALLOW", Truth.UNKNOWN)
+    if undecided:
+        return Verdict(Decision.UNDECIDED, _cannot_decide(undecided))
+    allowed_sometimes = "; ".join(f"{p.ref} allows those matching {_fields(m)}" for p, m in by("ALLOW", Truth.DEPENDS))
+    return Verdict(Decision.LIMITED, f"only some requests: {allowed_sometimes}{except_denied}")
 
 
-def _attributes(request: Request) -> Attributes:
-    optional = {SOURCE_PRINCIPAL: request.principal, REQUEST_METHOD: request.method, REQUEST_PATH: request.path}
-    return {
-        SOURCE_NAMESPACE: request.source_namespace,
-        DESTINATION_PORT: str(request.port),
-        **{attribute: value for attribute, value in optional.items() if value is not None},
-    }
+def _fields(match: Match) -> str:
+    return ", ".join(sorted(match.on))
+
+
+def _cannot_decide(matches: list[tuple[Policy, Match]]) -> str:
+    turns_on = "; ".join(
+        f"CUSTOM policy {policy.ref} may send it to an external authorizer"
+        if policy.action == "CUSTOM"
+        else f"{policy.ref} turns on {_fields(match)}"
+        for policy, match in matches
+    )
+    return f"cannot decide: {turns_on}"

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 
-from .bypass import RAW_IP, Bypass, bypasses, is_database, unpinnable_hosts
+from .attachment import applicable_policies
+from .backends import backends
+from .binding import WAYPOINT_FOR, Problem, waypoint_binding
+from .bypass import RAW_IP, Bypass, bypasses, unpinnable_hosts
+from .catalogue import Code, Finding, report
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import (
-    AUTHORIZATION_POLICY,
-    DEPLOYMENT,
     GATEWAY,
-    SERVICE,
+    NAMESPACE,
     SERVICE_ENTRY,
-    STATEFUL_SET,
     Mesh,
     MeshIndex,
-    ObjectRef,
     Resource,
     as_index,
 )
@@ -27,74 +26,25 @@ from .mesh import (
     USE_WAYPOINT,
     USE_WAYPOINT_NAMESPACE,
     Enrollment,
-    applicable_policies,
     enrollment,
     is_waypoint,
     service_entry_hosts,
-    service_entry_ports,
-    waypoint_binding,
 )
-from .policy import Policy, TargetRef, parse_policy
-
-_SEVERITY_ORDER = {"Error": 0, "Warning": 1, "Info": 2}
+from .policy_findings import policy_findings
 
 
-class Code(Enum):
-    """Every finding the analyzer reports. A code never changes meaning; retire it rather than reuse it."""
-
-    # AuthorizationPolicy
-    POLICY_TARGET_NOT_FOUND = ("EGW0101", "Error")
-    POLICY_TARGET_IN_OTHER_NAMESPACE = ("EGW0102", "Error")
-    ALLOW_RULE_NEVER_MATCHES_TCP = ("EGW0103", "Error")
-    DENY_RULE_BROADENED_ON_TCP = ("EGW0104", "Warning")
-    POLICY_PORT_NOT_EXPOSED = ("EGW0105", "Error")
-    SOURCE_NAMESPACE_NOT_AMBIENT = ("EGW0106", "Warning")
-    SOURCE_NAMESPACE_NOT_FOUND = ("EGW0107", "Warning")
-    # ServiceEntry
-    SERVICE_ENTRY_NOT_BOUND = ("EGW0201", "Error")
-    WAYPOINT_NOT_FOUND = ("EGW0202", "Error")
-    SERVICE_ENTRY_WITHOUT_ALLOW_POLICY = ("EGW0203", "Error")
-    DUPLICATE_HOST = ("EGW0204", "Error")
-    # Namespaces
-    DATABASE_NAMESPACE_IN_MESH = ("EGW0301", "Error")
-    WAYPOINT_NAMESPACE_NOT_AMBIENT = ("EGW0302", "Warning")
-    # Routes around the waypoint
-    RAW_IP_BYPASS = ("EGW0401", "Error")
-    DATABASE_ADMITS_CLIENTS = ("EGW0402", "Error")
-    DNS_HOST_UNPINNED = ("EGW0403", "Warning")
-
-    def __init__(self, code: str, severity: str) -> None:
-        self.code = code
-        self.severity = severity
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: str  # "Error" | "Warning" | "Info"
-    resource: str  # "Kind namespace/name"
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity} [{self.code}] ({self.resource}) {self.message}"
-
-    def sort_key(self) -> tuple[int, str, str, str]:
-        return _SEVERITY_ORDER[self.severity], self.code, self.resource, self.message
-
-
-def _finding(code: Code, resource: Resource, message: str) -> Finding:
-    return Finding(code.code, code.severity, str(resource), message)
-
-
-def analyze(mesh: Mesh) -> list[Finding]:
-    """All findings, errors first, then by code and resource."""
+def analyze(
+    mesh: Mesh,
+    *,
+    istio_version: IstioVersion | str = NEWEST_SUPPORTED,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+) -> list[Finding]:
+    """All findings for that Istio release, errors first, then by code and resource."""
     index = as_index(mesh)
+    istio = Istio.of(istio_version, root_namespace)
     checks = (
-        _policy_targets,
-        _http_only_rules,
-        _unexposed_policy_ports,
-        _source_namespaces,
         _waypoint_bindings,
+        _unreachable_upstreams,
         _service_entries_without_allow_policy,
         _duplicate_hosts,
         _database_namespaces_in_mesh,
@@ -102,130 +52,75 @@ def analyze(mesh: Mesh) -> list[Finding]:
         _bypasses,
         _dns_hosts,
     )
-    return sorted((finding for check in checks for finding in check(index)), key=Finding.sort_key)
+    found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index, istio))]
+    return sorted(found, key=Finding.sort_key)
 
 
-def _policies(index: MeshIndex) -> Iterator[tuple[Resource, Policy]]:
-    for resource in index.all(AUTHORIZATION_POLICY):
-        yield resource, parse_policy(resource)
-
-
-def _service_entry_targets(index: MeshIndex) -> Iterator[tuple[Resource, Policy, TargetRef, Resource | None]]:
-    """(policy resource, policy, targetRef, the ServiceEntry it resolves to) for each ServiceEntry targetRef."""
-    for resource, policy in _policies(index):
-        for target in policy.targets:
-            if target.kind == SERVICE_ENTRY:
-                yield resource, policy, target, index.get(SERVICE_ENTRY, ObjectRef(resource.namespace, target.name))
-
-
-def _targeted_service_entries(index: MeshIndex) -> Iterator[tuple[Resource, Policy, Resource]]:
-    for resource, policy, _, service_entry in _service_entry_targets(index):
-        if service_entry is not None:
-            yield resource, policy, service_entry
-
-
-def _policy_targets(index: MeshIndex) -> Iterator[Finding]:
-    for resource, _, target, service_entry in _service_entry_targets(index):
-        if service_entry is not None:
+def _waypoint_bindings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    for service_entry in index.all(SERVICE_ENTRY):
+        binding = waypoint_binding(index, service_entry, istio)
+        if binding.problem is None:
             continue
-        elsewhere = ", ".join(se.namespace for se in index.named(SERVICE_ENTRY, target.name))
-        if elsewhere:
-            yield _finding(
-                Code.POLICY_TARGET_IN_OTHER_NAMESPACE,
-                resource,
-                f'Referenced ServiceEntry "{target.name}" exists only in namespace {elsewhere}: targetRefs '
-                "cannot cross namespaces, so the policy does not apply; move it to the ServiceEntry's namespace",
-            )
-        else:
-            yield _finding(
-                Code.POLICY_TARGET_NOT_FOUND,
-                resource,
-                f'Referenced ServiceEntry not found: "{target.name}"; create it in namespace '
-                f"{resource.namespace} or fix spec.targetRefs",
-            )
-
-
-def _http_only_rules(index: MeshIndex) -> Iterator[Finding]:
-    for resource, policy, service_entry in _targeted_service_entries(index):
-        for position, rule in enumerate(policy.rules):
-            fields = ", ".join(rule.http_only_fields())
-            ports = service_entry_ports(service_entry)
-            tcp_ports = ", ".join(str(p.number) for p in ports if not p.http and rule.may_match_port(p.number))
-            if not fields or not tcp_ports:
-                continue
-            where = f"rules[{position}] uses HTTP-only fields ({fields}) on TCP port {tcp_ports} of {service_entry}"
-            if policy.action == "ALLOW":
-                yield _finding(
-                    Code.ALLOW_RULE_NEVER_MATCHES_TCP,
-                    resource,
-                    f"{where}, so the rule never matches and allows nothing; "
-                    "limit TCP rules to ports, namespaces and principals",
-                )
-            elif policy.action == "DENY":
-                yield _finding(
-                    Code.DENY_RULE_BROADENED_ON_TCP,
-                    resource,
-                    f"{where}; Istio drops those fields, so the rule denies more than written; "
-                    "remove them or narrow the rule with ports, namespaces or principals",
-                )
-
-
-def _unexposed_policy_ports(index: MeshIndex) -> Iterator[Finding]:
-    for resource, policy, service_entry in _targeted_service_entries(index):
-        exposed = [str(port.number) for port in service_entry_ports(service_entry)]
-        named = {value for rule in policy.rules for c in rule.clauses() if c.field == "ports" for value in c.values}
-        for port in sorted(named - set(exposed)):
-            yield _finding(
-                Code.POLICY_PORT_NOT_EXPOSED,
-                resource,
-                f'Port "{port}" is not exposed by {service_entry} (ports: {", ".join(exposed) or "none"}), '
-                "so rules on it never match; use one of its port numbers",
-            )
-
-
-def _source_namespaces(index: MeshIndex) -> Iterator[Finding]:
-    for resource, policy in _policies(index):
-        for namespace in sorted(policy.source_namespaces()):
-            state = enrollment(index, namespace)
-            if state is Enrollment.NOT_ENROLLED:
-                yield _finding(
-                    Code.SOURCE_NAMESPACE_NOT_AMBIENT,
-                    resource,
-                    f'Source namespace "{namespace}" {state.value}, so its traffic bypasses the waypoint and this '
-                    f"policy; label it {DATAPLANE_MODE}=ambient",
-                )
-            elif state is Enrollment.UNKNOWN:
-                yield _finding(
-                    Code.SOURCE_NAMESPACE_NOT_FOUND,
-                    resource,
-                    f'Source namespace "{namespace}" {state.value}; add one labelled {DATAPLANE_MODE}=ambient '
-                    "or fix the policy's source",
-                )
-
-
-def _waypoint_bindings(index: MeshIndex) -> Iterator[Finding]:
-    for service_entry in index.all(SERVICE_ENTRY):
-        binding = waypoint_binding(index, service_entry)
-        if binding.waypoint is None:
-            yield _finding(
+        # One fix is to move the ServiceEntry beside the waypoint, where `Same`, the default, admits it.
+        waypoint_namespace = binding.waypoint.namespace if binding.waypoint else service_entry.namespace
+        code, fix = {
+            Problem.NO_WAYPOINT: (
                 Code.SERVICE_ENTRY_NOT_BOUND,
-                service_entry,
-                f"{binding}, so its traffic skips the waypoint and is open to every namespace; label it "
+                f"so its traffic skips the waypoint and is open to every namespace; label it "
                 f"{USE_WAYPOINT}=<waypoint> (and {USE_WAYPOINT_NAMESPACE} if the waypoint is elsewhere)",
-            )
-        elif not binding.enforced:
-            yield _finding(
+            ),
+            Problem.WAYPOINT_NOT_FOUND: (
                 Code.WAYPOINT_NOT_FOUND,
+                f"so nothing enforces policy; create the waypoint or fix the {USE_WAYPOINT} labels",
+            ),
+            Problem.ATTACHMENT_DENIED: (
+                Code.WAYPOINT_ATTACHMENT_DENIED,
+                f"so its traffic skips the waypoint and is open to every namespace; on the waypoint's HBONE "
+                f"listener set allowedRoutes.namespaces.from: All, or from: Selector with a selector matching "
+                f"namespace {service_entry.namespace}, or move the ServiceEntry to namespace {waypoint_namespace}",
+            ),
+            Problem.NOT_FOR_SERVICES: (
+                Code.WAYPOINT_NOT_FOR_SERVICES,
+                f"so its traffic skips the waypoint and is open to every namespace; label the waypoint Gateway "
+                f"{WAYPOINT_FOR}=service (or all), or bind the ServiceEntry to a waypoint for services",
+            ),
+            Problem.DROPPED_FROM_AMBIENT: (
+                Code.DROPPED_FROM_AMBIENT,
+                "so its traffic is open to every namespace; list single IPs in spec.addresses, or analyse for "
+                f"(and run) Istio {Behaviour.CIDR_ADDRESSES.since} or later",
+            ),
+            Problem.NOT_CAPTURED: (
+                Code.NO_ADDRESS_TO_CAPTURE,
+                "so it is open to every namespace; list the destination's IPs in spec.addresses",
+            ),
+            Problem.ADMISSION_UNKNOWN: (
+                Code.BINDING_NOT_EVALUATED,
+                f"so cells for it read UNDECIDED; add namespace {service_entry.namespace}'s Namespace manifest, "
+                "with its labels, to the analysed files",
+            ),
+        }[binding.problem]
+        yield report(code, service_entry, f"{binding}, {fix}")
+
+
+def _unreachable_upstreams(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    if istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
+        return
+    for service_entry in index.all(SERVICE_ENTRY):
+        if service_entry.spec.get("resolution") == "NONE" and waypoint_binding(index, service_entry, istio).enforced:
+            yield report(
+                Code.NO_UPSTREAM_AT_WAYPOINT,
                 service_entry,
-                f"{binding}, so nothing enforces policy; create the waypoint or fix the {USE_WAYPOINT} labels",
+                f"Has resolution NONE and is bound to a waypoint, which on Istio {istio.version} has no endpoint for "
+                f"it, so every connection fails; use resolution DNS or STATIC with endpoints, or Istio "
+                f"{Behaviour.RESOLUTION_NONE_PASSTHROUGH.since} or later",
             )
 
 
-def _service_entries_without_allow_policy(index: MeshIndex) -> Iterator[Finding]:
+def _service_entries_without_allow_policy(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry))
-        if not any(policy.action == "ALLOW" for policy in policies):
-            yield _finding(
+        policies = applicable_policies(index, service_entry, waypoint_binding(index, service_entry, istio), istio)
+        if not any(policy.action == "ALLOW" and not policy.dry_run for policy in policies):
+            yield report(
                 Code.SERVICE_ENTRY_WITHOUT_ALLOW_POLICY,
                 service_entry,
                 "No ALLOW AuthorizationPolicy applies, so it is open to every ambient namespace; add an "
@@ -233,7 +128,7 @@ def _service_entries_without_allow_policy(index: MeshIndex) -> Iterator[Finding]
             )
 
 
-def _duplicate_hosts(index: MeshIndex) -> Iterator[Finding]:
+def _duplicate_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     declared_by: dict[str, list[Resource]] = defaultdict(list)
     for service_entry in index.all(SERVICE_ENTRY):
         for host in service_entry_hosts(service_entry):
@@ -243,7 +138,7 @@ def _duplicate_hosts(index: MeshIndex) -> Iterator[Finding]:
             continue
         for service_entry in service_entries:
             others = ", ".join(str(other.ref) for other in service_entries if other is not service_entry)
-            yield _finding(
+            yield report(
                 Code.DUPLICATE_HOST,
                 service_entry,
                 f'Host "{host}" is also declared by ServiceEntry {others}; ambient ignores exportTo, so they '
@@ -251,65 +146,69 @@ def _duplicate_hosts(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _database_namespaces_in_mesh(index: MeshIndex) -> Iterator[Finding]:
-    databases: dict[str, list[Resource]] = defaultdict(list)
-    for kind in (DEPLOYMENT, STATEFUL_SET, SERVICE):
-        for workload in index.all(kind):
-            if is_database(workload):
-                databases[workload.namespace].append(workload)
-    for namespace, workloads in sorted(databases.items()):
+def _database_namespaces_in_mesh(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    """Namespaces in the mesh holding what a ServiceEntry's destination really is (see `backends`)."""
+    behind: dict[str, list[str]] = defaultdict(list)
+    for service_entry in index.all(SERVICE_ENTRY):
+        for backend in backends(index, service_entry):
+            behind[backend.namespace].append(f"{backend} behind ServiceEntry {service_entry.ref}")
+    for namespace, listed in sorted(behind.items()):
         if enrollment(index, namespace) is Enrollment.AMBIENT:
-            yield _finding(
+            yield report(
                 Code.DATABASE_NAMESPACE_IN_MESH,
-                index.namespace(namespace),
-                f"Holds databases ({', '.join(str(w) for w in workloads)}) but is labelled {DATAPLANE_MODE}=ambient; "
-                "they stand in for databases outside the mesh, so clients would reach them without the egress "
-                "waypoint; remove the label",
+                f"{NAMESPACE.kind} {namespace}",
+                f"Holds the destinations of ServiceEntries ({', '.join(listed)}) but is labelled "
+                f"{DATAPLANE_MODE}=ambient; they stand in for services outside the mesh, so clients would reach "
+                "them without the egress waypoint; remove the label",
             )
 
 
-def _waypoint_namespaces(index: MeshIndex) -> Iterator[Finding]:
+def _waypoint_namespaces(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for gateway in filter(is_waypoint, index.all(GATEWAY)):
         state = enrollment(index, gateway.namespace)
         if state is not Enrollment.AMBIENT:
-            yield _finding(
+            yield report(
                 Code.WAYPOINT_NAMESPACE_NOT_AMBIENT,
                 gateway,
                 f"Waypoint namespace {gateway.namespace} {state.value}; label it {DATAPLANE_MODE}=ambient",
             )
 
 
-def _bypasses(index: MeshIndex) -> Iterator[Finding]:
+def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     """One finding per open route, naming every client namespace it is open to."""
     namespaces = client_namespaces(index)
     open_to: dict[Bypass, set[str]] = defaultdict(set)
     for service_entry in index.all(SERVICE_ENTRY):
         for namespace in namespaces:
-            for route in bypasses(index, namespace, service_entry):
+            for route in bypasses(index, namespace, service_entry, istio):
                 open_to[route].add(namespace)
     for route, clients in sorted(open_to.items()):
         listed = ", ".join(sorted(clients))
         if route.route == RAW_IP:
-            yield _finding(
+            yield report(
                 Code.RAW_IP_BYPASS,
-                index.get(SERVICE_ENTRY, route.resource),
+                f"{SERVICE_ENTRY.kind} {route.resource}",
                 f"Raw-IP connections to {route.ip} bypass the waypoint (from {listed}): add "
                 f'spec.addresses: ["{route.ip}"] or an egress NetworkPolicy in each client namespace',
             )
         else:
-            yield _finding(
-                Code.DATABASE_ADMITS_CLIENTS,
-                index.get(SERVICE, route.resource),
-                f"Database pods accept connections from namespaces other than the egress waypoint's ({listed}): "
-                "add an ingress NetworkPolicy admitting only the waypoint pods, and let no other policy "
-                "selecting them admit more",
+            admits = "accept connections from namespaces other than the egress waypoint's"
+            fix = (
+                "add an ingress NetworkPolicy admitting only the waypoint pods, and let no other policy selecting "
+                "them admit more"
             )
+            if route.kind == SERVICE_ENTRY:
+                message = f"The pods its workloadSelector selects {admits} ({listed}): {fix}"
+                yield report(Code.SELECTED_PODS_ADMIT_CLIENTS, f"{route.kind.kind} {route.resource}", message)
+            else:
+                message = f"Database pods {admits} ({listed}): {fix}"
+                yield report(Code.DATABASE_ADMITS_CLIENTS, f"{route.kind.kind} {route.resource}", message)
 
 
-def _dns_hosts(index: MeshIndex) -> Iterator[Finding]:
+def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     for service_entry in index.all(SERVICE_ENTRY):
-        for host in unpinnable_hosts(index, service_entry):
-            yield _finding(
+        for host in unpinnable_hosts(index, service_entry, istio):
+            yield report(
                 Code.DNS_HOST_UNPINNED,
                 service_entry,
                 f'Host "{host}" is a DNS name, so the IPs it resolves to cannot be pinned and direct connections '

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 
 Manifest = Mapping[str, Any]
+Derived = TypeVar("Derived")
 
 
 @dataclass(frozen=True, order=True)
@@ -22,14 +23,13 @@ class Kind:
 
 NAMESPACE = Kind("", "Namespace")
 SERVICE = Kind("", "Service")
-DEPLOYMENT = Kind("apps", "Deployment")
-STATEFUL_SET = Kind("apps", "StatefulSet")
 GATEWAY = Kind("gateway.networking.k8s.io", "Gateway")
+GATEWAY_CLASS = Kind("gateway.networking.k8s.io", "GatewayClass")
 SERVICE_ENTRY = Kind("networking.istio.io", "ServiceEntry")
 AUTHORIZATION_POLICY = Kind("security.istio.io", "AuthorizationPolicy")
 NETWORK_POLICY = Kind("networking.k8s.io", "NetworkPolicy")
 
-_CLUSTER_SCOPED = {NAMESPACE}
+_CLUSTER_SCOPED = {NAMESPACE, GATEWAY_CLASS}
 _MANIFEST_SUFFIXES = {".yaml", ".yml"}
 
 
@@ -50,6 +50,9 @@ class Resource:
     ref: ObjectRef
     labels: Mapping[str, str]
     spec: Mapping[str, Any]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    # What a live object reports (`kubectl get -o yaml`); rendered manifests have none.
+    status: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -75,6 +78,8 @@ class Resource:
             ref=ObjectRef(namespace, metadata.get("name", "")),
             labels=metadata.get("labels") or {},
             spec=manifest.get("spec") or {},
+            annotations=metadata.get("annotations") or {},
+            status=manifest.get("status") or {},
         )
 
 
@@ -87,6 +92,15 @@ class MeshIndex:
             resource = Resource.from_manifest(manifest)
             by_kind[resource.kind][resource.ref] = resource
         self._by_kind = {kind: dict(sorted(resources.items())) for kind, resources in by_kind.items()}
+        self._derived: dict[Hashable, Any] = {}
+
+    def derived(self, key: Hashable, compute: Callable[[], Derived]) -> Derived:
+        """`compute()` the first time `key` is asked for, its result after that. The index never
+        changes, so views of it (parsed policies, waypoint bindings) are worked out once rather
+        than for every verdict that needs them."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return cast(Derived, self._derived[key])
 
     def get(self, kind: Kind, ref: ObjectRef) -> Resource | None:
         return self._by_kind.get(kind, {}).get(ref)

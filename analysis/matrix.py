@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .authz import Decision, Request, Verdict, evaluate
+from .attachment import policies
+from .authz import Decision, Request, Verdict, judge
 from .bypass import Bypass, bypasses
-from .manifests import AUTHORIZATION_POLICY, GATEWAY, NAMESPACE, SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
+from .manifests import GATEWAY, NAMESPACE, SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
 from .mesh import Enrollment, enrollment, is_waypoint, service_entry_ports
-from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal, parse_policy
+from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 # As in a principal's `ns/<ns>/sa/<sa>`.
@@ -68,15 +70,59 @@ class AccessMatrix:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def access_matrix(mesh: Mesh, clients: Iterable[str] | None = None) -> AccessMatrix:
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request to ask every cell about: its method and path, and optionally its host (the
+    ServiceEntry's first host otherwise) and headers (any otherwise)."""
+
+    method: str
+    path: str
+    host: str | None = None
+    headers: Mapping[str, str] | None = field(default=None, hash=False)
+
+    @classmethod
+    def parse(cls, text: str) -> HttpRequest:
+        """`METHOD:PATH`, then optional `name=value` headers separated by spaces, `host=...` among
+        them: `GET:/get`, `POST:/post?x=1 host=api.example.com x-team=payments`."""
+        target, *header_texts = text.split() or [""]
+        method, separator, path = target.partition(":")
+        if not separator or not method or not path.startswith("/"):
+            raise ValueError(f"a request is METHOD:/PATH [name=value ...], e.g. GET:/get (got {text!r})")
+        headers = {}
+        for header in header_texts:
+            name, separator, value = header.partition("=")
+            if not separator or not name:
+                raise ValueError(f"a request's headers are name=value, e.g. x-team=payments (got {header!r})")
+            headers[name.lower()] = value
+        return cls(method, path, headers.pop("host", None), headers or None)
+
+    def __str__(self) -> str:
+        extras = [f"host={self.host}"] if self.host else []
+        extras += [f"{name}={value}" for name, value in (self.headers or {}).items()]
+        return " ".join([f"{self.method} {self.path}", *extras])
+
+
+def access_matrix(
+    mesh: Mesh,
+    clients: Iterable[str] | None = None,
+    *,
+    istio_version: IstioVersion | str = NEWEST_SUPPORTED,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    request: HttpRequest | None = None,
+) -> AccessMatrix:
     """Rows default to `default_clients`; columns are every ServiceEntry port. A row runs with the
-    trust domain a policy principal names its service account with, `cluster.local` otherwise."""
+    trust domain a policy principal names its service account with, `cluster.local` otherwise.
+
+    Without `request`, a cell on an HTTP port stands for every request, so rules on methods, paths
+    or headers make it LIMITED; with one, every cell is that request (on TCP ports it is just a
+    connection)."""
     index = as_index(mesh)
+    istio = Istio.of(istio_version, root_namespace)
     rows = tuple(sorted(set(clients))) if clients is not None else default_clients(index)
     destinations = _destinations(index)
     trust_domains = _trust_domains(index)
     routes = {
-        (namespace, service_entry.ref): bypasses(index, namespace, service_entry)
+        (namespace, service_entry.ref): bypasses(index, namespace, service_entry, istio)
         for namespace in {_identity(client)[0] for client in rows}
         for service_entry in index.all(SERVICE_ENTRY)
     }
@@ -85,15 +131,19 @@ def access_matrix(mesh: Mesh, clients: Iterable[str] | None = None) -> AccessMat
         namespace, service_account = _identity(client)
         trust_domain = trust_domains.get((namespace, service_account), DEFAULT_TRUST_DOMAIN)
         for destination in destinations:
-            request = Request(
+            asked = Request(
                 namespace,
                 destination.service_entry,
                 destination.port,
                 service_account=service_account,
                 trust_domain=trust_domain,
+                method=request.method if request else None,
+                path=request.path if request else None,
+                host=request.host if request else None,
+                headers=request.headers if request else None,
             )
             around = routes[(namespace, destination.service_entry)]
-            cells[(client, destination.label)] = _around_waypoint(evaluate(index, request), around)
+            cells[(client, destination.label)] = _around_waypoint(judge(index, asked, istio), around)
     return AccessMatrix(rows, destinations, cells)
 
 
@@ -109,20 +159,22 @@ def client_namespaces(index: MeshIndex) -> tuple[str, ...]:
 
 def default_clients(index: MeshIndex) -> tuple[str, ...]:
     """Every client namespace, and beside it `ns/sa/<name>` for each service account an ALLOW or DENY
-    policy names in a principal. The `default` account gets no row of its own: the bare `ns` is it."""
+    policy names in a principal or in `serviceAccounts`. The `default` account gets no row of its
+    own: the bare `ns` is it."""
     namespaces = client_namespaces(index)
+    named = {(principal.namespace, principal.service_account) for principal in _named_principals(index)}
+    named |= {pair for policy in _deciding_policies(index) for pair in policy.source_service_accounts()}
     accounts = {
-        client_name(principal.namespace, principal.service_account)
-        for principal in _named_principals(index)
-        if principal.namespace in namespaces and principal.service_account != DEFAULT_SERVICE_ACCOUNT
+        client_name(namespace, account)
+        for namespace, account in named
+        if namespace in namespaces and account != DEFAULT_SERVICE_ACCOUNT
     }
     return tuple(sorted({*namespaces, *accounts}))
 
 
 def _deciding_policies(index: MeshIndex) -> Iterator[Policy]:
     # AUDIT only logs and CUSTOM defers to an external authorizer, so their sources decide nothing.
-    policies = (parse_policy(resource) for resource in index.all(AUTHORIZATION_POLICY))
-    return (policy for policy in policies if policy.action in ("ALLOW", "DENY"))
+    return (policy for policy in policies(index) if policy.action in ("ALLOW", "DENY"))
 
 
 def _named_principals(index: MeshIndex) -> list[Principal]:
@@ -157,13 +209,16 @@ def _identity(client: str) -> tuple[str, str]:
 
 
 def _around_waypoint(verdict: Verdict, routes: tuple[Bypass, ...]) -> Verdict:
-    """The waypoint's verdict with the routes around it; a DENY they undo becomes BYPASS."""
+    """The waypoint's verdict with the routes around it. Where the waypoint does not plainly allow
+    (DENY, LIMITED, UNDECIDED), a route around it reaches the database whatever the waypoint does:
+    BYPASS."""
     if not routes:
         return verdict
     paths = tuple(map(str, routes))
+    undone = verdict.decision in (Decision.DENY, Decision.LIMITED, Decision.UNDECIDED)
     return replace(
         verdict,
-        decision=Decision.BYPASS if verdict.decision is Decision.DENY else verdict.decision,
+        decision=Decision.BYPASS if undone else verdict.decision,
         reason=f"{verdict.reason}; reachable around the waypoint via {', '.join(paths)}",
         bypasses=paths,
     )

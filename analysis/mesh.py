@@ -1,13 +1,13 @@
-"""Istio ambient semantics over a MeshIndex: which namespaces are enrolled, which waypoint serves a
-ServiceEntry, which ports it declares, and which AuthorizationPolicies that waypoint applies to it."""
+"""Istio ambient basics over a MeshIndex: which namespaces are enrolled, what is a waypoint, and a
+ServiceEntry's ports and hosts. Which waypoint serves a ServiceEntry is `binding`'s; which policies
+that waypoint applies, `attachment`'s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
 
-from .manifests import AUTHORIZATION_POLICY, GATEWAY, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
-from .policy import Policy, TargetRef, parse_policy
+from .manifests import GATEWAY, MeshIndex, Resource
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -40,44 +40,6 @@ def is_waypoint(gateway: Resource) -> bool:
 
 
 @dataclass(frozen=True)
-class WaypointBinding:
-    service_entry: ObjectRef
-    waypoint: ObjectRef | None  # what the labels ask for; None when nothing binds the ServiceEntry
-    labelled_by: str  # the object whose labels chose the waypoint
-    gateway: Resource | None  # the waypoint itself, when it exists
-
-    @property
-    def enforced(self) -> bool:
-        return self.gateway is not None
-
-    def __str__(self) -> str:
-        if self.waypoint is None:
-            return f"ServiceEntry {self.service_entry} is not bound to a waypoint"
-        if self.gateway is None:
-            return (
-                f"ServiceEntry {self.service_entry} is bound to waypoint {self.waypoint} by the labels of "
-                f"{self.labelled_by}, but no {WAYPOINT_CLASS} Gateway of that name exists"
-            )
-        return f"ServiceEntry {self.service_entry} is bound to waypoint {self.waypoint}"
-
-
-def waypoint_binding(index: MeshIndex, service_entry: Resource) -> WaypointBinding:
-    """The ServiceEntry's own `istio.io/use-waypoint` label wins over its namespace's; `none` opts out."""
-    namespace = index.namespace(service_entry.namespace)
-    candidates = (service_entry, namespace) if namespace is not None else (service_entry,)
-    labelled = next((resource for resource in candidates if USE_WAYPOINT in resource.labels), None)
-    if labelled is None or labelled.labels[USE_WAYPOINT] == "none":
-        return WaypointBinding(service_entry.ref, None, "", None)
-    waypoint = ObjectRef(
-        labelled.labels.get(USE_WAYPOINT_NAMESPACE, service_entry.namespace), labelled.labels[USE_WAYPOINT]
-    )
-    gateway = index.get(GATEWAY, waypoint)
-    return WaypointBinding(
-        service_entry.ref, waypoint, str(labelled), gateway if gateway is not None and is_waypoint(gateway) else None
-    )
-
-
-@dataclass(frozen=True)
 class ServicePort:
     number: int
     name: str
@@ -100,23 +62,3 @@ def service_entry_ports(service_entry: Resource) -> tuple[ServicePort, ...]:
 
 def service_entry_hosts(service_entry: Resource) -> tuple[str, ...]:
     return tuple(service_entry.spec.get("hosts") or ())
-
-
-def _attachments(service_entry: Resource, binding: WaypointBinding) -> frozenset[tuple[str, TargetRef]]:
-    """(namespace, targetRef) pairs that attach a policy to this ServiceEntry's traffic: the
-    ServiceEntry itself from its own namespace (targetRefs cannot cross namespaces), and the
-    waypoint Gateway from the waypoint's namespace, since those policies cover all its traffic."""
-    targets = {(service_entry.namespace, TargetRef(SERVICE_ENTRY, service_entry.name))}
-    if binding.gateway is not None:
-        targets.add((binding.gateway.namespace, TargetRef(GATEWAY, binding.gateway.name)))
-    return frozenset(targets)
-
-
-def applicable_policies(index: MeshIndex, service_entry: Resource, binding: WaypointBinding) -> tuple[Policy, ...]:
-    targets = _attachments(service_entry, binding)
-    policies = (parse_policy(resource) for resource in index.all(AUTHORIZATION_POLICY))
-    return tuple(
-        policy
-        for policy in policies
-        if any((policy.ref.namespace, target) in targets for target in policy.targets)
-    )

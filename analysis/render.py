@@ -6,20 +6,25 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .authz import Decision
-from .findings import Finding
+from .catalogue import Finding
 from .matrix import AccessMatrix
 
-# Mermaid arrows: ALLOW solid, DENY dotted, OPEN and BYPASS thick because they are the ones to
-# notice, in different colours: OPEN means nothing enforces, BYPASS that a route goes around it.
+# Mermaid arrows: ALLOW and LIMITED solid (some traffic passes the waypoint), DENY and UNDECIDED
+# dotted, OPEN and BYPASS thick because they are the ones to notice, each in its own colour: OPEN
+# means nothing enforces, BYPASS that a route goes around it, UNDECIDED that the analysis cannot tell.
 _ARROWS = {
     Decision.ALLOW: "-- ALLOW -->",
+    Decision.LIMITED: "-- LIMITED -->",
     Decision.DENY: "-. DENY .->",
+    Decision.UNDECIDED: "-. UNDECIDED .->",
     Decision.OPEN: "== OPEN ==>",
     Decision.BYPASS: "== BYPASS ==>",
 }
 _EDGE_COLOURS = {
     Decision.ALLOW: "#2da44e",
+    Decision.LIMITED: "#bf8700",
     Decision.DENY: "#8c959f",
+    Decision.UNDECIDED: "#0969da",
     Decision.OPEN: "#d1242f",
     Decision.BYPASS: "#8250df",
 }
@@ -28,7 +33,7 @@ _EDGE_COLOURS = {
 def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines of left-aligned columns two spaces apart, without trailing spaces."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def render_findings(findings: Iterable[Finding]) -> str:

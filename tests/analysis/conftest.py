@@ -24,15 +24,23 @@ def namespace(name: str, *, ambient: bool = True, labels: dict[str, str] | None 
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {**mode, **(labels or {})}}}
 
 
-def waypoint(name: str = "waypoint", namespace: str = EGRESS, *, gateway_class: str = "istio-waypoint") -> Manifest:
+def waypoint(
+    name: str = "waypoint",
+    namespace: str = EGRESS,
+    *,
+    gateway_class: str = "istio-waypoint",
+    allowed_namespaces: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Manifest:
+    """`allowed_namespaces` is the HBONE listener's `allowedRoutes.namespaces`; without it, `Same`."""
+    listener: dict[str, Any] = {"name": "mesh", "port": 15008, "protocol": "HBONE"}
+    if allowed_namespaces is not None:
+        listener["allowedRoutes"] = {"namespaces": allowed_namespaces}
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "gatewayClassName": gateway_class,
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": {"gatewayClassName": gateway_class, "listeners": [listener]},
     }
 
 
@@ -134,12 +142,17 @@ def stand_in_pods(name: str) -> dict[str, str]:
 
 
 def database(name: str, namespace: str = "db", *, kind: str = "Deployment") -> Manifest:
+    """A stand-in database: its Deployment, or its LoadBalancer Service, named like its ServiceEntry and on
+    its port, as the project renders them (no address shown: the cloud assigns it on apply)."""
     api_version = "v1" if kind == "Service" else "apps/v1"
-    labels = {"app.kubernetes.io/component": "database", "app.kubernetes.io/instance": name}
-    metadata = {"name": name, "namespace": namespace, "labels": labels}
+    metadata = {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/instance": name}}
     manifest: Manifest = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
     if kind == "Service":
-        manifest["spec"] = {"type": "LoadBalancer", "selector": stand_in_pods(name)}
+        manifest["spec"] = {
+            "type": "LoadBalancer",
+            "selector": stand_in_pods(name),
+            "ports": [{"name": "tcp-postgres", "port": POSTGRES, "protocol": "TCP", "targetPort": "postgres"}],
+        }
     return manifest
 
 
@@ -225,6 +238,21 @@ def seed(*, protected: bool = True) -> list[Manifest]:
     return manifests
 
 
+def one_database(
+    *policies: Manifest, clients: tuple[str, ...] = ("rds-demo-1",), **replaced: Manifest
+) -> list[Manifest]:
+    """Ambient client namespaces, the egress namespace, the waypoint and postgres-1, plus the policies
+    under test; `replaced` gives another `egress_namespace`, `waypoint` or `service_entry`."""
+    parts = {
+        "egress_namespace": namespace(EGRESS),
+        "waypoint": waypoint(),
+        "service_entry": service_entry("postgres-1"),
+    }
+    if set(replaced) - set(parts):
+        raise TypeError(f"one_database replaces only {', '.join(parts)} (got {', '.join(replaced)})")
+    return [*(namespace(client) for client in clients), *{**parts, **replaced}.values(), *policies]
+
+
 @pytest.fixture
 def k8s() -> SimpleNamespace:
     return SimpleNamespace(
@@ -244,4 +272,5 @@ def k8s() -> SimpleNamespace:
         waypoint_only_ingress=waypoint_only_ingress,
         deny_database_egress=deny_database_egress,
         seed=seed,
+        one_database=one_database,
     )

@@ -3,24 +3,17 @@ from __future__ import annotations
 import pytest
 
 from analysis import Decision, ObjectRef, Request, Verdict, evaluate
-from analysis.policy import value_matches
 
 ALLOW, DENY, OPEN = Decision.ALLOW, Decision.DENY, Decision.OPEN
+LIMITED, UNDECIDED = Decision.LIMITED, Decision.UNDECIDED
 
 
 def decide(manifests, source: str, service_entry: str = "postgres-1", port: int = 5432, **request) -> Verdict:
     return evaluate(manifests, Request(source, ObjectRef("istio-egress", service_entry), port, **request))
 
 
-def one_database(k8s, *policies, clients=("rds-demo-1",), egress_namespace=None, waypoint=None, service_entry=None):
-    """Ambient client namespaces, the waypoint and postgres-1, each replaceable, plus the policies under test."""
-    return [
-        *(k8s.namespace(client) for client in clients),
-        egress_namespace or k8s.namespace("istio-egress"),
-        waypoint or k8s.waypoint(),
-        service_entry or k8s.service_entry("postgres-1"),
-        *policies,
-    ]
+def one_database(k8s, *policies, **replaced):
+    return k8s.one_database(*policies, **replaced)
 
 
 @pytest.mark.parametrize(
@@ -53,9 +46,11 @@ def test_client_namespace_outside_the_mesh_is_open_because_nothing_enforces(k8s)
     assert verdict == Verdict(OPEN, "client namespace db is not ambient-enrolled")
 
 
-def test_client_namespace_without_a_namespace_manifest_is_open(k8s):
+def test_client_namespace_without_a_namespace_manifest_is_undecided(k8s):
     verdict = decide(k8s.seed(), "elsewhere")
-    assert verdict == Verdict(OPEN, "client namespace elsewhere has no Namespace manifest")
+    assert verdict == Verdict(
+        UNDECIDED, "client namespace elsewhere has no Namespace manifest, so whether it is ambient is unknown"
+    )
 
 
 def test_service_entry_without_waypoint_label_is_open(k8s):
@@ -95,7 +90,7 @@ def test_service_entry_label_none_opts_out_of_its_namespace_waypoint(k8s):
 
 def test_use_waypoint_namespace_label_finds_a_waypoint_in_another_namespace(k8s):
     service_entry = k8s.service_entry("postgres-1", waypoint_namespace="mesh-waypoints")
-    shared_waypoint = k8s.waypoint(namespace="mesh-waypoints")
+    shared_waypoint = k8s.waypoint(namespace="mesh-waypoints", allowed_namespaces={"from": "All"})
     baseline = k8s.allow_nothing("postgres-1")
     manifests = one_database(k8s, baseline, waypoint=shared_waypoint, service_entry=service_entry)
     assert decide(manifests, "rds-demo-1").decision is DENY
@@ -128,11 +123,20 @@ def test_deny_policy_alone_leaves_unmatched_namespaces_open(k8s):
     assert decide(manifests, "rds-demo-2").decision is OPEN
 
 
-def test_audit_and_custom_policies_do_not_decide(k8s):
-    everything = [k8s.rule()]
-    audit = k8s.policy("audit", action="AUDIT", rules=everything)
-    custom = k8s.policy("custom", action="CUSTOM", rules=everything)
-    assert decide(one_database(k8s, audit, custom), "rds-demo-1").decision is OPEN
+def test_audit_policies_only_log(k8s):
+    audit = k8s.policy("audit", action="AUDIT", rules=[k8s.rule()])
+    assert decide(one_database(k8s, audit), "rds-demo-1").decision is OPEN
+
+
+def test_matching_custom_policy_leaves_the_verdict_to_an_external_authorizer(k8s):
+    """A CUSTOM policy hands matching requests to an ext_authz provider before DENY and ALLOW run
+    (pilot/pkg/security/authz/builder/builder.go); the manifests cannot tell what it answers."""
+    custom = k8s.policy("custom", action="CUSTOM", rules=[k8s.rule({"namespaces": ["rds-demo-1"]})])
+    manifests = one_database(k8s, custom, k8s.grant("postgres-1", "rds-demo-1"), clients=("rds-demo-1", "rds-demo-2"))
+    verdict = decide(manifests, "rds-demo-1")
+    assert verdict.decision is UNDECIDED
+    assert "CUSTOM policy istio-egress/custom" in verdict.reason
+    assert decide(manifests, "rds-demo-2").decision is DENY  # no ALLOW matches, whatever the provider says
 
 
 def test_rule_without_from_to_or_when_matches_everything(k8s):
@@ -177,7 +181,7 @@ def test_deny_rule_with_http_only_fields_matches_tcp_on_its_other_fields(k8s, op
     assert decide(manifests, "rds-demo-1").decision is expected
 
 
-@pytest.mark.parametrize(("method", "expected"), [("GET", ALLOW), ("POST", DENY), (None, DENY)])
+@pytest.mark.parametrize(("method", "expected"), [("GET", ALLOW), ("POST", DENY), (None, LIMITED)])
 def test_http_fields_are_evaluated_on_http_ports(k8s, method, expected):
     api = k8s.service_entry("postgres-1", ports=((8080, "HTTP"),))
     allow_get = k8s.policy("allow-get", rules=[k8s.rule({"namespaces": ["rds-demo-1"]}, {"methods": ["GET"]})])
@@ -200,7 +204,7 @@ def test_not_namespaces_excludes_a_namespace(k8s):
 
 @pytest.mark.parametrize(
     ("service_account", "expected"),
-    [("reporting", ALLOW), ("batch", DENY), (None, DENY)],
+    [("reporting", ALLOW), ("batch", DENY), (None, UNDECIDED)],
 )
 def test_principals_match_only_the_named_service_account(k8s, service_account, expected):
     rule = k8s.rule({"principals": ["cluster.local/ns/rds-demo-1/sa/reporting"]})
@@ -220,11 +224,33 @@ def test_principal_carries_the_requests_trust_domain(k8s):
     assert verdict.decision is ALLOW
 
 
-def test_not_principals_holds_when_the_service_account_is_unknown(k8s):
+def test_not_principals_turns_on_the_service_account_when_none_is_given(k8s):
     rule = k8s.rule({"notPrincipals": ["cluster.local/ns/rds-demo-1/sa/batch"]})
     manifests = one_database(k8s, k8s.policy("not-batch", rules=[rule]))
-    assert decide(manifests, "rds-demo-1").decision is ALLOW
+    verdict = decide(manifests, "rds-demo-1")
+    assert verdict == Verdict(
+        UNDECIDED,
+        "cannot decide: istio-egress/not-batch turns on notPrincipals (the request names no service account)",
+    )
+    assert decide(manifests, "rds-demo-1", service_account="app").decision is ALLOW
     assert decide(manifests, "rds-demo-1", service_account="batch").decision is DENY
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        ("cluster.local/ns/rds-demo-2/sa/app", DENY),  # another namespace: no account of rds-demo-1 is it
+        ("cluster.local/ns/rds-demo-1/sa/app", UNDECIDED),
+        ("cluster.local/ns/rds-demo-1/*", ALLOW),  # every account of rds-demo-1
+        ("cluster.local/ns/rds-demo-2/*", DENY),
+        ("*/sa/app", UNDECIDED),
+        ("*/ns/rds-demo-2/sa/app", DENY),
+        ("*", ALLOW),
+    ],
+)
+def test_principal_patterns_are_settled_by_the_known_namespace_when_the_account_is_not_given(k8s, principal, expected):
+    manifests = one_database(k8s, k8s.policy("by-principal", rules=[k8s.rule({"principals": [principal]})]))
+    assert decide(manifests, "rds-demo-1").decision is expected
 
 
 @pytest.mark.parametrize(
@@ -257,21 +283,6 @@ def test_ports_and_not_ports_compare_the_dialled_port(k8s, operation, expected):
 def test_wildcards_match_prefixes_suffixes_and_presence(k8s, source, expected):
     manifests = one_database(k8s, k8s.policy("wildcard", rules=[k8s.rule(source)]))
     assert decide(manifests, "rds-demo-1", service_account="reporting").decision is expected
-
-
-@pytest.mark.parametrize(
-    ("pattern", "value", "expected"),
-    [
-        ("abc", "abc", True),
-        ("ab*", "abc", True),
-        ("*bc", "abc", True),
-        ("b*", "abc", False),
-        ("*", "x", True),
-        ("*", "", False),
-    ],
-)
-def test_value_matching_follows_istio(pattern, value, expected):
-    assert value_matches(pattern, value) is expected
 
 
 def test_multiple_from_entries_are_alternatives(k8s):
@@ -320,12 +331,35 @@ def test_policy_on_the_waypoint_applies_to_its_service_entries(k8s):
     assert "istio-egress/waypoint-allow-nothing" in verdict.reason
 
 
-def test_port_the_service_entry_does_not_declare_bypasses_the_waypoint(k8s):
-    verdict = decide(one_database(k8s, k8s.allow_nothing("postgres-1")), "rds-demo-1", port=5433)
-    assert verdict.decision is OPEN
-    assert "does not declare port 5433" in verdict.reason
+def test_port_the_service_entry_does_not_declare_is_dropped_at_the_waypoint(k8s):
+    """ztunnel sends every connection to the ServiceEntry's address to the waypoint, on any port; the
+    waypoint's main listener has a filter chain per declared service port only, so nothing matches and
+    the connection is closed (pilot/pkg/networking/core/listener_waypoint.go, FilterChainMatcher)."""
+    pinned = k8s.service_entry("postgres-1", host="10.0.0.1.nip.io", addresses=("10.0.0.1",))
+    manifests = one_database(k8s, k8s.grant("postgres-1", "rds-demo-1"), service_entry=pinned)
+    verdict = decide(manifests, "rds-demo-1", port=5433)
+    assert verdict == Verdict(
+        DENY,
+        "ServiceEntry istio-egress/postgres-1 does not declare port 5433 (ports: 5432), so the waypoint has no "
+        "listener for it and drops the connection",
+    )
 
 
 def test_unknown_service_entry_is_an_error(k8s):
     with pytest.raises(LookupError, match="istio-egress/postgres-9"):
         decide(k8s.seed(), "rds-demo-1", "postgres-9")
+
+
+def test_namespace_pattern_may_hold_a_star_in_the_middle(k8s):
+    rule = k8s.rule({"namespaces": ["rds-*-1"]})
+    manifests = one_database(k8s, k8s.policy("glob", rules=[rule]), clients=("rds-demo-1", "rds-demo-2"))
+    assert decide(manifests, "rds-demo-1").decision is ALLOW
+    assert decide(manifests, "rds-demo-2").decision is DENY
+
+
+def test_http_paths_are_matched_without_the_query_string(k8s):
+    api = k8s.service_entry("postgres-1", ports=((8080, "HTTP"),))
+    allow_get = k8s.policy("allow-get", rules=[k8s.rule(operation={"methods": ["GET"], "paths": ["/get"]})])
+    verdict = decide(one_database(k8s, allow_get, service_entry=api), "rds-demo-1", port=8080, method="GET",
+                     path="/get?x=1")
+    assert verdict.decision is ALLOW

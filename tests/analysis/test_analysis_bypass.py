@@ -1,3 +1,12 @@
+"""Routes around the waypoint, and the evidence that links in-cluster pods to a ServiceEntry.
+
+Upstream: ztunnel src/proxy/outbound.rs (an address no service claims is passed straight through, so
+dialling a database's raw IP skips the waypoint unless `spec.addresses` lists it); istio.io
+ambient/usage/networkpolicy (ambient never bypasses NetworkPolicy: the CNI sees client pod to
+destination for passthrough traffic, and waypoint pod to destination for what the waypoint forwards).
+How pods are linked to a ServiceEntry is the analysis's own rule, documented in analysis/backends.py.
+"""
+
 from __future__ import annotations
 
 import ipaddress
@@ -278,7 +287,7 @@ def test_dns_named_service_entry_is_a_warning(k8s):
     manifests = [*k8s.seed(), orders, k8s.allow_nothing("orders")]
     [finding] = analyze(manifests)
     assert (finding.code, finding.severity, finding.resource) == (
-        Code.DNS_HOST_UNPINNED.code,
+        Code.DNS_HOST_UNPINNED,
         "Warning",
         "ServiceEntry istio-egress/orders",
     )
@@ -333,3 +342,90 @@ def test_selector_on_complete_labels_is_decided():
     labels = Labels({"app": "db"}, complete=True)
     assert selector_matches({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, labels) is True
     assert selector_matches({"matchLabels": {"tier": "data"}}, labels) is False
+
+
+# What links in-cluster pods to a ServiceEntry: evidence in the manifests, not a naming convention
+
+
+def live_service(name: str, namespace: str = "db", **shown):
+    """A Service as `kubectl get -o yaml` shows it, with whatever addresses `shown` gives."""
+    spec = {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 5432}]}
+    status = {}
+    if "ingress" in shown:
+        status = {"loadBalancer": {"ingress": [shown.pop("ingress")]}}
+    spec.update(shown)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": spec, "status": status}
+
+
+def fenced(k8s, name: str, namespace: str = "db"):
+    """An ingress policy on the Service's pods admitting only the egress waypoint."""
+    policy = k8s.waypoint_only_ingress(name, namespace)
+    policy["spec"]["podSelector"] = {"matchLabels": {"app": name}}
+    return policy
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        {"ingress": {"ip": "10.0.0.9"}},
+        {"loadBalancerIP": "10.0.0.9"},
+        {"externalIPs": ["10.0.0.9"]},
+    ],
+)
+def test_service_whose_shown_address_is_the_service_entrys_is_its_backend_whatever_its_name(k8s, shown):
+    manifests = external(k8s, k8s.namespace("db", ambient=False), live_service("primary", **shown))
+    assert routes(manifests) == ("raw IP 10.0.0.9", "in-cluster db/primary")
+    # Fenced, the raw IP lands on the fenced pods, so both routes close.
+    assert routes([*manifests, fenced(k8s, "primary")]) == ()
+
+
+def test_load_balancer_hostname_that_is_the_service_entrys_host_links_the_service(k8s):
+    elb = k8s.service_entry("postgres-1", host="pg.elb.example.com")
+    manifests = [*external(k8s)[:3], elb, k8s.allow_nothing("postgres-1"), k8s.namespace("db", ambient=False),
+                 live_service("primary", ingress={"hostname": "pg.elb.example.com"})]
+    assert routes(manifests) == ("in-cluster db/primary",)
+    assert analyze([*manifests, fenced(k8s, "primary")]) == []  # no EGW0403: the pods' fence judges the host
+
+
+@pytest.mark.parametrize("host", ["primary.db.svc", "primary.db.svc.cluster.local"])
+def test_service_entry_naming_a_services_in_cluster_name_links_it(k8s, host):
+    pointing = k8s.service_entry("postgres-1", host=host)
+    manifests = [*external(k8s)[:3], pointing, k8s.allow_nothing("postgres-1"), k8s.namespace("db", ambient=False),
+                 live_service("primary")]
+    assert routes(manifests) == ("in-cluster db/primary",)
+
+
+def test_endpoint_address_naming_a_service_links_it(k8s):
+    with_endpoint = k8s.service_entry("postgres-1", host="db.example.com")
+    with_endpoint["spec"]["endpoints"] = [{"address": "primary.db.svc.cluster.local"}]
+    manifests = [*external(k8s)[:3], with_endpoint, k8s.allow_nothing("postgres-1"),
+                 k8s.namespace("db", ambient=False), live_service("primary")]
+    assert routes(manifests) == ("in-cluster db/primary",)
+
+
+def test_load_balancer_of_another_name_whose_address_is_not_shown_is_not_linked(k8s):
+    # Nothing says which ServiceEntry it stands behind, so the raw IP counts as external.
+    manifests = external(k8s, k8s.namespace("db", ambient=False), live_service("primary"), fenced(k8s, "primary"))
+    assert routes(manifests) == ("raw IP 10.0.0.9",)
+
+
+def test_load_balancer_of_the_service_entrys_name_on_another_port_is_not_linked(k8s):
+    other_port = live_service("postgres-1")
+    other_port["spec"]["ports"] = [{"port": 6432}]
+    manifests = external(k8s, k8s.namespace("db", ambient=False), other_port, fenced(k8s, "postgres-1"))
+    assert routes(manifests) == ("raw IP 10.0.0.9",)
+
+
+def test_pods_a_workload_selector_picks_outside_the_mesh_are_reported_on_the_service_entry(k8s):
+    legacy = k8s.service_entry("legacy", namespace="legacy", host="legacy.example.com")
+    legacy["spec"]["workloadSelector"] = {"labels": {"app": "legacy-db"}}
+    waypoint = k8s.waypoint(allowed_namespaces={"from": "All"})
+    legacy["metadata"]["labels"]["istio.io/use-waypoint-namespace"] = "istio-egress"
+    allow_nothing = k8s.policy("legacy-allow-nothing", "legacy", namespace="legacy")
+    manifests = [*(m for m in k8s.seed() if m["kind"] != "Gateway"), waypoint, k8s.namespace("legacy", ambient=False),
+                 legacy, allow_nothing]
+    matrix = access_matrix(manifests)
+    assert matrix.verdict("rds-demo-1", "legacy/legacy").bypasses == ("in-cluster legacy/legacy",)
+    [finding] = [f for f in analyze(manifests) if f.code is Code.SELECTED_PODS_ADMIT_CLIENTS]
+    assert finding.resource == "ServiceEntry legacy/legacy"

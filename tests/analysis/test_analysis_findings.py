@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from analysis import Code, Finding, analyze
 
 
@@ -8,7 +10,7 @@ def codes_for(manifests, resource: str) -> set[str]:
 
 
 def only(manifests, code: Code) -> list[Finding]:
-    return [finding for finding in analyze(manifests) if finding.code == code.code]
+    return [finding for finding in analyze(manifests) if finding.code is code]
 
 
 def test_clean_seed_yields_no_findings_and_so_no_errors(k8s):
@@ -34,7 +36,7 @@ def test_policy_targeting_a_service_entry_in_another_namespace_is_an_error(k8s):
 
 def test_unbound_service_entry_is_an_error(k8s):
     manifests = [*k8s.seed(), k8s.service_entry("postgres-3", waypoint=None), k8s.allow_nothing("postgres-3")]
-    assert codes_for(manifests, "ServiceEntry istio-egress/postgres-3") == {Code.SERVICE_ENTRY_NOT_BOUND.code}
+    assert codes_for(manifests, "ServiceEntry istio-egress/postgres-3") == {Code.SERVICE_ENTRY_NOT_BOUND}
 
 
 def test_service_entry_bound_to_a_missing_waypoint_is_an_error(k8s):
@@ -117,7 +119,7 @@ def test_database_namespace_in_the_mesh_is_an_error(k8s):
     manifests = [k8s.namespace("db"), *k8s.seed()[1:]]
     [finding] = only(manifests, Code.DATABASE_NAMESPACE_IN_MESH)
     assert (finding.severity, finding.resource) == ("Error", "Namespace db")
-    assert "Deployment db/postgres-1" in finding.message
+    assert "Service db/postgres-1 behind ServiceEntry istio-egress/postgres-1" in finding.message
 
 
 def test_waypoint_namespace_outside_the_mesh_is_a_warning(k8s):
@@ -133,4 +135,48 @@ def test_findings_list_errors_first_then_by_code(k8s):
 
 
 def test_finding_codes_are_unique():
-    assert len({code.code for code in Code}) == len(Code)
+    assert len({code.value for code in Code}) == len(Code)
+
+
+def test_unknown_condition_key_is_an_error(k8s):
+    """pkg/config/security/security.go ValidateAttribute: `unknown attribute`; model.go New fails the rule."""
+    rule = k8s.rule({"namespaces": ["rds-demo-1"]}, when=[{"key": "request.method", "values": ["GET"]}])
+    [finding] = only([*k8s.seed(), k8s.policy("bad-key", rules=[rule])], Code.UNKNOWN_CONDITION_KEY)
+    assert (finding.severity, finding.resource) == ("Error", "AuthorizationPolicy istio-egress/bad-key")
+    assert '"request.method"' in finding.message
+
+
+def test_service_accounts_on_istio_1_24_is_an_error_naming_the_release(k8s):
+    rule = k8s.rule({"serviceAccounts": ["rds-demo-1/app"]})
+    manifests = [*k8s.seed(), k8s.policy("by-account", rules=[rule])]
+    [finding] = [f for f in analyze(manifests, istio_version="1.24") if f.code is Code.FIELD_NEEDS_NEWER_ISTIO]
+    assert "serviceAccounts, which Istio 1.24 does not have (from 1.25.0)" in finding.message
+    assert only(manifests, Code.FIELD_NEEDS_NEWER_ISTIO) == []  # the default, 1.30, has it
+
+
+def test_path_istio_rejects_is_an_error(k8s):
+    """pkg/config/security/security.go CheckValidPathTemplate: `{**}` must be the last operator."""
+    api = k8s.service_entry("api", ports=((8080, "HTTP"),))
+    rule = k8s.rule(operation={"paths": ["/{**}/items/{*}", "/ok/*"]})
+    [finding] = only([*k8s.seed(), api, k8s.policy("bad-path", "api", rules=[rule])], Code.PATH_PATTERN_PROBLEM)
+    assert finding.message.startswith('rules[0] path "/{**}/items/{*}" has an operator after {**}')
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}, "rules[0] uses ipBlocks: client pod IPs"),
+        ({"when": [{"key": "connection.sni", "values": ["x"]}]}, "rules[0] uses when[connection.sni]"),
+    ],
+)
+def test_fields_the_analysis_cannot_evaluate_are_reported(k8s, rule, expected):
+    [finding] = only([*k8s.seed(), k8s.policy("unevaluated", rules=[rule])], Code.RULE_NOT_EVALUATED)
+    assert finding.severity == "Warning"
+    assert finding.message.startswith(expected)
+    assert finding.message.endswith("read UNDECIDED")
+
+
+def test_custom_policy_is_reported_as_not_evaluated(k8s):
+    custom = k8s.policy("ext-authz", action="CUSTOM", rules=[k8s.rule()])
+    [finding] = only([*k8s.seed(), custom], Code.RULE_NOT_EVALUATED)
+    assert "external authorizer" in finding.message

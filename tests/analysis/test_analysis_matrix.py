@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 
-from analysis import Decision, MeshIndex, access_matrix, default_clients
+import pytest
+
+from analysis import Decision, HttpRequest, MeshIndex, access_matrix, default_clients
 
 
 def test_seed_matrix_has_the_four_expected_verdicts(k8s):
@@ -124,3 +126,39 @@ def test_only_allow_and_deny_policies_name_clients(k8s):
     job = k8s.rule({"principals": ["cluster.local/ns/batch/sa/job"]})
     audit = k8s.policy("audit-batch", action="AUDIT", rules=[job])
     assert default_clients(MeshIndex([*k8s.seed(), audit])) == ("rds-demo-1", "rds-demo-2")
+
+
+def http_service(k8s):
+    api = k8s.service_entry("api", host="api.example.com", ports=((8080, "HTTP"),))
+    get_only = k8s.policy("get-only", "api", rules=[k8s.rule({"namespaces": ["rds-demo-1"]}, {"methods": ["GET"]})])
+    return [*k8s.seed(), api, get_only]
+
+
+def test_http_cell_limited_by_method_is_limited_for_every_request_and_decided_for_one(k8s):
+    manifests = http_service(k8s)
+    assert access_matrix(manifests).verdict("rds-demo-1", "istio-egress/api").decision is Decision.LIMITED
+    for text, expected in (("GET:/x", Decision.ALLOW), ("POST:/x", Decision.DENY)):
+        matrix = access_matrix(manifests, request=HttpRequest.parse(text))
+        assert matrix.verdict("rds-demo-1", "istio-egress/api").decision is expected
+        # TCP cells are connections: the request's method means nothing there.
+        assert matrix.verdict("rds-demo-1", "istio-egress/postgres-1").decision is Decision.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("GET:/get", HttpRequest("GET", "/get")),
+        (
+            "POST:/post?x=1 host=api.example.com X-Team=a",
+            HttpRequest("POST", "/post?x=1", "api.example.com", {"x-team": "a"}),
+        ),
+    ],
+)
+def test_http_request_reads_method_path_host_and_headers(text, parsed):
+    assert HttpRequest.parse(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "GET", "GET:get", ":/get", "GET:/get team"])
+def test_malformed_http_request_says_what_it_expects(text):
+    with pytest.raises(ValueError, match=r"METHOD:/PATH|name=value"):
+        HttpRequest.parse(text)

@@ -5,7 +5,8 @@ import re
 from analysis import AccessMatrix, access_matrix, analyze, render_findings, render_mermaid, render_table
 
 EDGE = re.compile(
-    r"^  (?P<client>\w+) (?P<arrow>-- ALLOW -->|-\. DENY \.->|== OPEN ==>|== BYPASS ==>) (?P<destination>\w+)$"
+    r"^  (?P<client>\w+) (?P<arrow>-- (?:ALLOW|LIMITED) -->|-\. (?:DENY|UNDECIDED) \.->|== (?:OPEN|BYPASS) ==>) "
+    r"(?P<destination>\w+)$"
 )
 
 
@@ -62,3 +63,15 @@ def test_table_shows_bypass_cells_and_the_routes_behind_them(k8s):
         and line.endswith("reachable around the waypoint via raw IP 10.0.0.2, in-cluster db/postgres-2)")
         for line in lines
     )
+
+
+def test_mermaid_draws_limited_and_undecided_cells_in_their_own_colours(k8s):
+    api = k8s.service_entry("api", ports=((8080, "HTTP"),))
+    get_only = k8s.policy("get-only", "api", rules=[k8s.rule({"namespaces": ["rds-demo-1"]}, {"methods": ["GET"]})])
+    by_ip = k8s.policy("by-ip", "api", rules=[k8s.rule({"namespaces": ["rds-demo-2"], "ipBlocks": ["10.0.0.0/8"]})])
+    lines = render_mermaid(access_matrix([*k8s.seed(), api, get_only, by_ip])).splitlines()
+    edges = [edge.groupdict() for edge in map(EDGE.match, lines) if edge]
+    assert {"client": "ns_rds_demo_1", "arrow": "-- LIMITED -->", "destination": "se_istio_egress_api"} in edges
+    assert {"client": "ns_rds_demo_2", "arrow": "-. UNDECIDED .->", "destination": "se_istio_egress_api"} in edges
+    assert "  linkStyle 0 stroke:#bf8700" in lines
+    assert "  linkStyle 3 stroke:#0969da" in lines

@@ -166,13 +166,13 @@ def test_database_and_service_may_not_share_a_name():
     assert "ambient-egress:services[0].name: 'httpbin' is also a database (ambient-egress:databases[0].name)" in problems
 
 
-@pytest.mark.parametrize("path", ["/get", "/api/*", "*.json", "*"])
+@pytest.mark.parametrize("path", ["/get", "/api/*", "*.json", "*", "/users/{*}/orders", "/static/{**}"])
 def test_istio_path_forms_are_accepted_as_written(path):
     config = parse_config({**SEED_004, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "paths": [path]}]}]})
     assert config.grants[0].services[0].paths == (path,)
 
 
-@pytest.mark.parametrize("path", ["get", "/a/*/b", "/users/{*}", ""])
+@pytest.mark.parametrize("path", ["get", "/a/*/b", "/users/{**}/x/{**}", "/x/{foo}", ""])
 def test_other_path_forms_are_rejected(path):
     problems = _problems({**SEED_004, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "paths": [path]}]}]})
     assert "ambient-egress:grants[0].services[0].paths[0]: must be an Istio path" in problems

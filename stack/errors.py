@@ -72,9 +72,11 @@ def key_path(prefix: str, location: Sequence[str | int]) -> str:
 def describe(error: ErrorDetails, root: type[pydantic.BaseModel], prefix: str) -> tuple[tuple[str | int, ...], str] | None:
     """Where a pydantic error sits and what it says, in the project's words; None for an error that
     only repeats others (a list counted short because its entries were rejected)."""
-    # A dict key's own problem is reported at the key, without pydantic's `[key]` marker.
-    location = tuple(part for part in error["loc"] if part != "[key]")
     kind, value = error["type"], error.get("input")
+    location = tuple(error["loc"])
+    if kind != "extra_forbidden" and location[-1:] == ("[key]",):
+        # A map key's own problem is reported at the key, without pydantic's `[key]` marker.
+        location = location[:-1]
     context: dict[str, Any] = dict(error.get("ctx") or {})
     if kind == PROBLEM:
         message = context["message"]

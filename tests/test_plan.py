@@ -7,18 +7,23 @@ import json
 import pytest
 import yaml
 
-from analysis import MeshIndex, access_matrix
+from analysis import MeshIndex
 from components import manifests
 from stack import parse_config
-from tools import plan
 from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER
+from tools.plan.__main__ import main as plan_main
+from tools.plan.report import analyse, differences, sample_requests
 
 from .support import dev_values, run
 
 
 def run_plan(tmp_path, capsys, *args: str) -> tuple[int, str]:
-    code = plan.main(["--out", str(tmp_path / "plan"), *args])
+    code = plan_main(["--out", str(tmp_path / "plan"), *args])
     return code, capsys.readouterr().out
+
+
+def written(tmp_path, file: str) -> list[dict]:
+    return list(yaml.safe_load_all((tmp_path / "plan" / "manifests" / file).read_text()))
 
 
 def write_stack(tmp_path, config: dict) -> str:
@@ -30,106 +35,170 @@ def write_stack(tmp_path, config: dict) -> str:
 def test_dev_plan_prints_the_reference_four_checks_and_passes(tmp_path, capsys):
     code, out = run_plan(tmp_path, capsys)
     assert code == 0
-    matrix = json.loads((tmp_path / "plan" / "access-matrix.json").read_text())
-    assert matrix["cells"] == {
+    assert json.loads((tmp_path / "plan" / "plan.json").read_text())["verdicts"] == {
         "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
         "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
     }
     assert "No findings." in out
-    assert "rds-demo-1 -> istio-egress/postgres-2: DENY" in out
+    assert "2 clients × 2 destinations = 4 cells: 2 ALLOW, 2 DENY" in out
 
 
 def test_placeholder_load_balancer_addresses_are_documentation_addresses_and_say_so(tmp_path, capsys):
     _, out = run_plan(tmp_path, capsys)
     assert "PLACEHOLDER LoadBalancer addresses (TEST-NET-3" in out
-    entries = yaml.safe_load_all((tmp_path / "plan" / "40-service-entries.yaml").read_text())
+    entries = written(tmp_path, "40-service-entries.yaml")
     assert sorted(entry["spec"]["hosts"][0] for entry in entries) == ["203.0.113.10.nip.io", "203.0.113.11.nip.io"]
 
 
 def test_load_balancer_address_can_be_overridden_per_database(tmp_path, capsys):
     code, out = run_plan(tmp_path, capsys, "--lb", "postgres-2=pg2.elb.example.com")
-    hosts = [e["spec"]["hosts"][0] for e in yaml.safe_load_all((tmp_path / "plan" / "40-service-entries.yaml").read_text())]
+    hosts = [entry["spec"]["hosts"][0] for entry in written(tmp_path, "40-service-entries.yaml")]
     assert code == 0
     assert sorted(hosts) == ["203.0.113.10.nip.io", "pg2.elb.example.com"]
     assert "postgres-2=" not in out.split("PLACEHOLDER", 1)[1].splitlines()[0]
 
 
 def test_override_for_an_unknown_database_is_refused(tmp_path, capsys):
-    assert plan.main(["--out", str(tmp_path / "p"), "--lb", "postgres-9=1.2.3.4"]) == 2
+    assert plan_main(["--out", str(tmp_path / "p"), "--lb", "postgres-9=1.2.3.4"]) == 2
     assert "postgres-9" in capsys.readouterr().err
 
 
 def test_manifest_files_apply_namespaces_first_and_baselines_before_service_entries(tmp_path, capsys):
     run_plan(tmp_path, capsys)
-    files = sorted(path.name for path in (tmp_path / "plan").glob("*.yaml"))
+    files = sorted(path.name for path in (tmp_path / "plan" / "manifests").glob("*.yaml"))
     assert files[0] == "00-namespaces.yaml"
     created: set[str] = set()
     for file in files:
-        for manifest in yaml.safe_load_all((tmp_path / "plan" / file).read_text()):
+        for manifest in written(tmp_path, file):
             namespace = manifest["metadata"].get("namespace")
             assert namespace is None or namespace in created, f"{file}: {manifest['kind']} before namespace {namespace}"
             if manifest["kind"] == "Namespace":
                 created.add(manifest["metadata"]["name"])
-    assert files.index("30-baseline-policies.yaml") < files.index("40-service-entries.yaml") < files.index("50-grant-policies.yaml")
+    assert files.index("30-baseline-policies.yaml") < files.index("40-service-entries.yaml") < files.index(
+        "50-grant-policies.yaml")
+    assert files.index("15-admission.yaml") < files.index("40-service-entries.yaml")
+
+
+def test_the_manifest_directory_holds_only_manifests_so_kubectl_apply_takes_it_whole(tmp_path, capsys):
+    run_plan(tmp_path, capsys)
+    applied = [path for path in (tmp_path / "plan" / "manifests").iterdir() if path.suffix in (".yaml", ".yml", ".json")]
+    assert applied and all(path.suffix == ".yaml" for path in applied)
+    for path in applied:
+        assert all(isinstance(document, dict) and "apiVersion" in document and "kind" in document
+                   for document in yaml.safe_load_all(path.read_text())), path.name
+    assert sorted(path.name for path in (tmp_path / "plan").iterdir() if path.is_file() and not path.name.startswith(".")) == [
+        "access-matrix.mmd", "plan.json", "plan.txt"]
+
+
+def test_two_plans_of_the_same_stack_are_byte_identical(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert plan_main(["--stack", "prod", "--out", str(first)]) == plan_main(["--stack", "prod", "--out", str(second)])
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
+    assert files and files == sorted(path.relative_to(second) for path in second.rglob("*") if path.is_file())
+    for relative in files:
+        assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
+    capsys.readouterr()
 
 
 def test_plan_files_never_hold_the_password(tmp_path, capsys):
     _, out = run_plan(tmp_path, capsys)
     assert MOCK_PASSWORD not in out
-    for path in (tmp_path / "plan").iterdir():
-        assert MOCK_PASSWORD not in path.read_text(), path.name
-    secret = next(yaml.safe_load_all((tmp_path / "plan" / "10-identities-and-secrets.yaml").read_text()))
+    for path in (tmp_path / "plan").rglob("*"):
+        assert path.is_dir() or MOCK_PASSWORD not in path.read_text(), path.name
+    secret = next(doc for doc in written(tmp_path, "10-identities-and-secrets.yaml") if doc["kind"] == "Secret")
     assert secret["stringData"]["POSTGRES_PASSWORD"] == SECRET_PLACEHOLDER
 
 
-def test_matrix_prints_as_json_with_every_cell(tmp_path, capsys):
+# The fields the README documents for `--format json`.
+DOCUMENTED_FIELDS = {"format", "stack", "istioVersion", "manifests", "objects", "labelPatches", "placeholderAddresses",
+                     "clients", "targets", "verdicts", "declared", "testClients", "sampleRequests", "differences",
+                     "findings", "counts", "exitCode"}
+
+
+def test_json_format_prints_only_the_plan_as_json_with_its_documented_fields(tmp_path, capsys):
     code, out = run_plan(tmp_path, capsys, "--format", "json")
-    assert code == 0
-    matrix, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
-    assert matrix["clients"] == ["rds-demo-1", "rds-demo-2"]
-    assert matrix["cells"] == {
-        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
-        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
-    }
+    plan = json.loads(out)
+    assert code == plan["exitCode"] == 0
+    assert set(plan) == DOCUMENTED_FIELDS
+    assert plan["format"] == "ambient-egress.plan/1"
+    assert plan["counts"] == {"ALLOW": 2, "DENY": 2}
+    assert plan["declared"] == {"rds-demo-1": {"postgres-1": "ALLOW", "postgres-2": "DENY"},
+                                "rds-demo-2": {"postgres-1": "DENY", "postgres-2": "ALLOW"}}
+    assert plan["targets"][0] == {"name": "postgres-1", "kind": "database", "serviceEntry": "istio-egress/postgres-1",
+                                  "hosts": ["203.0.113.10.nip.io"], "addresses": ["203.0.113.10"],
+                                  "ports": [{"number": 5432, "protocol": "TCP", "name": "tcp-postgres"}]}
+    assert plan["testClients"] == {"rds-demo-1": "rds-demo-1", "rds-demo-2": "rds-demo-2"}
+    assert out == (tmp_path / "plan" / "plan.json").read_text()
 
 
-def test_matrix_prints_as_mermaid_with_an_edge_per_cell(tmp_path, capsys):
+def test_mermaid_draws_the_edges_that_let_something_through(tmp_path, capsys):
     code, out = run_plan(tmp_path, capsys, "--format", "mermaid")
     assert code == 0
-    edges = {line.strip() for line in out.splitlines() if "-->" in line or ".->" in line}
-    assert edges == {
-        "ns_rds_demo_1 -- ALLOW --> se_istio_egress_postgres_1", "ns_rds_demo_1 -. DENY .-> se_istio_egress_postgres_2",
-        "ns_rds_demo_2 -. DENY .-> se_istio_egress_postgres_1", "ns_rds_demo_2 -- ALLOW --> se_istio_egress_postgres_2",
-    }
+    assert {line.strip() for line in out.splitlines() if "->" in line or "==>" in line} == {
+        "ns_rds_demo_1 -- ALLOW --> se_istio_egress_postgres_1", "ns_rds_demo_2 -- ALLOW --> se_istio_egress_postgres_2"}
     assert (tmp_path / "plan" / "access-matrix.mmd").read_text().startswith("flowchart")
+
+
+def test_mermaid_draws_every_edge_on_request(tmp_path, capsys):
+    _, out = run_plan(tmp_path, capsys, "--format", "mermaid", "--all-edges")
+    assert "ns_rds_demo_1 -. DENY .-> se_istio_egress_postgres_2" in out
+
+
+def test_mermaid_refuses_a_diagram_past_its_edge_limit(tmp_path, capsys):
+    databases = [{"name": f"db-{index}", "address": f"10.0.{index // 200}.{index % 200 + 1}"} for index in range(30)]
+    grants = [{"namespace": f"team-{index}", "databases": [database["name"] for database in databases]} for index in range(20)]
+    code = plan_main(["--config", write_stack(tmp_path, {"databases": databases, "grants": grants}),
+                      "--out", str(tmp_path / "plan"), "--format", "mermaid"])
+    assert code == 2
+    assert "the diagram would have 600 edges, and Mermaid draws at most 500" in capsys.readouterr().err
+
+
+def test_a_large_matrix_is_summed_up_rather_than_printed_unless_asked(tmp_path, capsys):
+    databases = [{"name": f"db-{index}", "address": f"10.0.0.{index + 1}"} for index in range(25)]
+    grants = [{"namespace": f"team-{index}", "databases": ["db-0"]} for index in range(20)]
+    config = write_stack(tmp_path, {"databases": databases, "grants": grants})
+    assert plan_main(["--config", config, "--out", str(tmp_path / "plan")]) == 0
+    out = capsys.readouterr().out
+    assert "20 clients × 25 destinations = 500 cells: 20 ALLOW, 480 DENY" in out
+    assert "the 500-cell matrix is left out; --matrix prints it" in out
+    plan_main(["--config", config, "--out", str(tmp_path / "plan"), "--matrix"])
+    assert any(line.startswith("team-9 ") for line in capsys.readouterr().out.splitlines())
+
+
+def test_explain_gives_the_reason_for_one_cell(tmp_path, capsys):
+    _, out = run_plan(tmp_path, capsys, "--explain", "rds-demo-1", "postgres-2")
+    assert ("rds-demo-1 -> istio-egress/postgres-2: DENY (no ALLOW policy matched (applicable: "
+            "istio-egress/allow-postgres-2-from-rds-demo-2, istio-egress/postgres-2-allow-nothing))") in out
+    _, out = run_plan(tmp_path, capsys, "--explain", "nobody", "postgres-2")
+    assert "nobody: no such client in this plan" in out
 
 
 def test_other_stack_is_read_from_its_own_config(tmp_path, capsys):
     code, _ = run_plan(tmp_path, capsys, "--stack", "prod")
-    cells = json.loads((tmp_path / "plan" / "access-matrix.json").read_text())["cells"]
+    verdicts = json.loads((tmp_path / "plan" / "plan.json").read_text())["verdicts"]
+    assert verdicts["finance"]["istio-egress/billing"] == "ALLOW"
+    assert verdicts["shop/sa/checkout"]["istio-egress/orders"] == "ALLOW"
+    assert verdicts["shop"]["istio-egress/orders"] == "DENY"
     assert code == 0
-    assert cells["finance"]["istio-egress/billing"] == "ALLOW"
-    assert cells["shop/sa/checkout"]["istio-egress/orders"] == "ALLOW"
-    assert cells["shop"]["istio-egress/orders"] == "DENY"
 
 
 def test_invalid_stack_config_stops_before_planning_with_the_problem(tmp_path, capsys):
     config = write_stack(tmp_path, dev_values(grants=[{"namespace": "rds-demo-1", "databases": ["nope"]}]))
-    assert plan.main(["--config", config, "--out", str(tmp_path / "plan")]) == 2
+    assert plan_main(["--config", config, "--out", str(tmp_path / "plan")]) == 2
     assert "ambient-egress:grants[0].databases[0]" in capsys.readouterr().err
     assert not (tmp_path / "plan").exists()
 
 
 def test_missing_stack_config_names_the_file(tmp_path, capsys):
-    assert plan.main(["--stack", "nowhere", "--out", str(tmp_path / "plan")]) == 2
+    assert plan_main(["--stack", "nowhere", "--out", str(tmp_path / "plan")]) == 2
     assert "Pulumi.nowhere.yaml" in capsys.readouterr().err
 
 
-def test_matrix_that_differs_from_the_declared_grants_is_reported(tmp_path):
-    manifests = [m for m in run().applied() if m["metadata"]["name"] != "allow-postgres-1-from-rds-demo-1"]
-    mismatches = plan.declared_mismatches(access_matrix(MeshIndex(manifests)), parse_config(dev_values()))
-    assert len(mismatches) == 1
-    assert mismatches[0].startswith("rds-demo-1 -> postgres-1: declared ALLOW, manifests give DENY")
+def test_matrix_that_differs_from_the_declared_grants_is_reported():
+    applied = [m for m in run().applied() if m["metadata"]["name"] != "allow-postgres-1-from-rds-demo-1"]
+    found = differences(analyse(MeshIndex(applied), parse_config(dev_values())))
+    assert [(d["client"], d["target"], d["declared"], d["computed"]) for d in found] == [
+        ("rds-demo-1", "postgres-1", "ALLOW", "DENY")]
 
 
 def test_error_finding_fails_the_plan(tmp_path, capsys, monkeypatch):
@@ -147,7 +216,6 @@ def test_error_finding_fails_the_plan(tmp_path, capsys, monkeypatch):
     assert "Error [EGW0201] (ServiceEntry istio-egress/postgres-1)" in out
 
 
-
 HTTPBIN_STACK = {
     "databases": [],
     "services": [{"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}],
@@ -158,7 +226,7 @@ HTTPBIN_STACK = {
 
 
 def test_plan_evaluates_each_sample_request_from_each_client(tmp_path, capsys):
-    code = plan.main(["--config", write_stack(tmp_path, HTTPBIN_STACK), "--out", str(tmp_path / "plan")])
+    code = plan_main(["--config", write_stack(tmp_path, HTTPBIN_STACK), "--out", str(tmp_path / "plan")])
     out = capsys.readouterr().out
     assert code == 0
     rows = [line.split() for line in out.split("HTTP sample requests:\n", 1)[1].splitlines()[1:5]]
@@ -167,12 +235,19 @@ def test_plan_evaluates_each_sample_request_from_each_client(tmp_path, capsys):
                     ["apps/sa/admin", "POST", "httpbin/post", "ALLOW", "ALLOW"]]
 
 
+def test_a_limited_grant_is_compared_as_limited(tmp_path, capsys):
+    plan_main(["--config", write_stack(tmp_path, HTTPBIN_STACK), "--out", str(tmp_path / "plan"), "--format", "json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["verdicts"]["apps"]["istio-egress/httpbin"] == plan["declared"]["apps"]["httpbin"] == "LIMITED"
+    assert plan["differences"] == []
+
+
 def test_sample_request_the_manifests_do_not_allow_is_a_mismatch():
-    config = parse_config(HTTPBIN_STACK)
-    manifests = [m for m in run(HTTPBIN_STACK, load_balancers={}).applied()
-                 if m["metadata"]["name"] != "allow-httpbin-from-apps"]
-    differing = [check for check in plan.sample_checks(MeshIndex(manifests), config) if not check.matches]
-    assert [(c.client, c.method, c.path, c.declared, c.computed) for c in differing] == [
+    applied = [m for m in run(HTTPBIN_STACK, load_balancers={}).applied()
+               if m["metadata"]["name"] != "allow-httpbin-from-apps"]
+    checks = sample_requests(analyse(MeshIndex(applied), parse_config(HTTPBIN_STACK)))
+    assert [(c["client"], c["method"], c["path"], c["declared"], c["computed"]) for c in checks
+            if c["declared"] != c["computed"]] == [
         ("apps", "GET", "/get", "ALLOW", "DENY"), ("apps/sa/admin", "GET", "/get", "ALLOW", "DENY"),
         ("apps/sa/admin", "POST", "/post", "ALLOW", "DENY"),
     ]
@@ -180,8 +255,8 @@ def test_sample_request_the_manifests_do_not_allow_is_a_mismatch():
 
 def test_limited_grant_without_sample_requests_is_named_as_unchecked(tmp_path, capsys):
     stack = {**HTTPBIN_STACK, "services": [{**HTTPBIN_STACK["services"][0], "sampleRequests": []}]}
-    plan.main(["--config", write_stack(tmp_path, stack), "--out", str(tmp_path / "plan")])
-    assert "method- or path-limited grants of httpbin are not checked: declare sampleRequests" in capsys.readouterr().out
+    plan_main(["--config", write_stack(tmp_path, stack), "--out", str(tmp_path / "plan")])
+    assert "method- or path-limited grants of httpbin are checked only by their sampleRequests" in capsys.readouterr().out
 
 
 # --- bad input: a clear message, exit 2, no traceback, nothing written ------------------------------
@@ -206,7 +281,7 @@ BAD_STACK_FILES = [
 def test_a_bad_stack_file_stops_the_plan_with_its_problem_and_writes_nothing(tmp_path, capsys, text, words):
     stack = tmp_path / "Pulumi.test.yaml"
     stack.write_bytes(text)
-    code = plan.main(["--config", str(stack), "--out", str(tmp_path / "plan")])
+    code = plan_main(["--config", str(stack), "--out", str(tmp_path / "plan")])
     captured = capsys.readouterr()
     assert code == 2
     assert words in captured.err
@@ -217,7 +292,7 @@ def test_a_bad_stack_file_stops_the_plan_with_its_problem_and_writes_nothing(tmp
 @pytest.mark.parametrize("address", ["not a host!", "postgres://db.example.com", "db.example.com:5432"])
 def test_a_load_balancer_override_that_is_no_address_is_refused(tmp_path, capsys, address):
     with pytest.raises(SystemExit) as raised:
-        plan.main(["--out", str(tmp_path / "plan"), "--lb", f"postgres-1={address}"])
+        plan_main(["--out", str(tmp_path / "plan"), "--lb", f"postgres-1={address}"])
     assert "--lb postgres-1: the address must be an IPv4 address or a DNS name" in str(raised.value)
     assert not (tmp_path / "plan").exists()
 
@@ -226,7 +301,7 @@ def test_the_plan_refuses_to_empty_a_directory_it_did_not_write(tmp_path, capsys
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    code = plan.main(["--out", str(precious)])
+    code = plan_main(["--out", str(precious)])
     assert code == 2
     assert "was not written by make plan; it is left as it is" in capsys.readouterr().err
     assert (precious / "notes.txt").read_text() == "keep me"
@@ -234,16 +309,16 @@ def test_the_plan_refuses_to_empty_a_directory_it_did_not_write(tmp_path, capsys
 
 def test_the_plan_replaces_its_own_previous_output(tmp_path, capsys):
     out = tmp_path / "plan"
-    assert plan.main(["--out", str(out)]) == 0
-    (out / "stale.yaml").write_text("kind: Namespace\nmetadata: {name: stale}\n")
-    assert plan.main(["--out", str(out)]) == 0
-    assert not (out / "stale.yaml").exists()
+    assert plan_main(["--out", str(out)]) == 0
+    (out / "manifests" / "stale.yaml").write_text("kind: Namespace\nmetadata: {name: stale}\n")
+    assert plan_main(["--out", str(out)]) == 0
+    assert not (out / "manifests" / "stale.yaml").exists()
 
 
 def test_a_namespace_the_stack_does_not_own_is_labelled_in_its_own_file_after_the_namespaces(tmp_path, capsys):
-    assert plan.main(["--stack", "prod", "--out", str(tmp_path / "plan")]) in (0, 1)
-    labels = list(yaml.safe_load_all((tmp_path / "plan" / "05-namespace-labels.yaml").read_text()))
+    assert plan_main(["--stack", "prod", "--out", str(tmp_path / "plan")]) in (0, 1)
+    labels = written(tmp_path, "05-namespace-labels.yaml")
     assert {doc["metadata"]["name"]: doc["metadata"]["labels"] for doc in labels} == {
         "shop": {"istio.io/dataplane-mode": "ambient"}, "finance": {"istio.io/dataplane-mode": "ambient"}}
-    created = [doc["metadata"]["name"] for doc in yaml.safe_load_all((tmp_path / "plan" / "00-namespaces.yaml").read_text())]
+    created = [doc["metadata"]["name"] for doc in written(tmp_path, "00-namespaces.yaml")]
     assert created == ["istio-egress"]

@@ -1,0 +1,101 @@
+"""`plan diff`: what a change does to access, cell by cell, for review and for a CI gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tools.plan.__main__ import main as plan_main
+from tools.plan.diff import EXIT_OPENED, EXIT_SAME_OR_CLOSED
+
+from .support import stack_values
+
+HTTPBIN = {"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}]}
+
+
+def planned(tmp_path, name: str, values: dict) -> str:
+    stack = tmp_path / f"Pulumi.{name}.yaml"
+    stack.write_text(yaml.safe_dump({"config": {f"ambient-egress:{key}": value for key, value in values.items()}}))
+    out = tmp_path / name
+    assert plan_main(["--config", str(stack), "--out", str(out), "--format", "json"]) == 0
+    return str(out)
+
+
+def diffed(capsys, old: str, new: str, *options: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = plan_main(["diff", old, new, *options])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def prod(tmp_path):
+    return stack_values("prod")
+
+
+def test_an_unchanged_stack_shows_no_change_and_passes_the_gate(tmp_path, capsys, prod):
+    code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", prod), "--fail-on-open")
+    assert code == EXIT_SAME_OR_CLOSED
+    assert out.strip() == "No change: every cell, finding and manifest is the same."
+
+
+def test_a_grant_added_opens_its_cells_adds_its_policy_and_fails_the_gate(tmp_path, capsys, prod):
+    grants = [*prod["grants"], {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["checkout"]}]
+    new = {**prod, "grants": [grant for grant in grants[1:]]}
+    code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "json",
+                       "--fail-on-open")
+    diff = json.loads(out)
+    assert code == EXIT_OPENED
+    assert diff["opened"] == [{"client": "shop/sa/checkout", "destination": "istio-egress/billing",
+                               "before": "DENY", "after": "ALLOW"}]
+    assert diff["closed"] == []
+    assert diff["manifestsAdded"] == ["AuthorizationPolicy istio-egress/allow-billing-from-shop"]
+
+
+def test_a_grant_removed_closes_its_cells_and_passes_the_gate(tmp_path, capsys, prod):
+    new = {**prod, "grants": [grant for grant in prod["grants"] if grant["namespace"] != "finance"]}
+    code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "json",
+                       "--fail-on-open")
+    diff = json.loads(out)
+    assert code == EXIT_SAME_OR_CLOSED
+    assert [(cell["client"], cell["destination"], cell["before"], cell["after"]) for cell in diff["closed"]] == [
+        ("finance", "istio-egress/billing", "ALLOW", "DENY"), ("finance", "istio-egress/reporting", "ALLOW", "DENY")]
+    assert diff["opened"] == []
+    assert "AuthorizationPolicy istio-egress/allow-billing-from-finance" in diff["manifestsRemoved"]
+    assert "NetworkPolicy finance/egress-lockdown" in diff["manifestsRemoved"]
+
+
+def test_a_narrowed_l7_grant_closes_any_request_to_some_and_changes_the_policy(tmp_path, capsys):
+    old = {"databases": [], "services": [HTTPBIN], "grants": [{"namespace": "apps", "services": ["httpbin"]}]}
+    new = {**old, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "methods": ["GET"]}]}]}
+    code, out = diffed(capsys, planned(tmp_path, "old", old), planned(tmp_path, "new", new), "--fail-on-open")
+    assert code == EXIT_SAME_OR_CLOSED
+    assert "Closed (1):" in out and "apps  istio-egress/httpbin  ALLOW -> LIMITED" in out
+    assert "Manifests changed (1):\n  AuthorizationPolicy istio-egress/allow-httpbin-from-apps" in out
+
+
+def test_the_markdown_form_is_a_pull_request_comment_with_the_access_changes_first(tmp_path, capsys, prod):
+    new = {**prod, "grants": [*prod["grants"], {"namespace": "audit", "databases": ["reporting"]}]}
+    _, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "markdown")
+    assert out.startswith("### Egress access\n\n**Cells:** 1 opened")
+    assert "| audit | istio-egress/reporting | DENY | **ALLOW** |" in out
+
+
+def test_the_stack_at_a_git_revision_is_planned_in_its_own_checkout(capsys):
+    # The working tree against HEAD: the same program and config in a clean checkout.
+    capsys.readouterr()
+    code = plan_main(["diff", "--stack", "prod", "--base", "HEAD", "--format", "json"])
+    diff = json.loads(capsys.readouterr().out)
+    assert code == EXIT_SAME_OR_CLOSED
+    assert diff["opened"] == diff["closed"] == diff["changed"] == []
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    (["diff", "only-one"], "give two plans to compare (old new), or --base REVISION"),
+    (["diff", "nowhere", "elsewhere"], "nowhere/plan.json does not exist"),
+    (["diff", "--base", "no-such-revision"], "git worktree add"),
+])
+def test_bad_diff_input_is_named_with_the_fix(capsys, arguments, words):
+    assert plan_main(arguments) == 2
+    assert words in capsys.readouterr().err

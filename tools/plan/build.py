@@ -1,0 +1,154 @@
+"""Run the program on the mock engine with a stack file's config and write what it would apply.
+
+The plan's root directory holds `manifests/` (only manifests, so `kubectl apply -f` takes it as
+it is) and the reports beside it. Files are written deterministically: the same stack gives the
+same bytes, so two plans compare with `diff`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stack import PROJECT, StackConfig, StackFile
+from tools.mock_engine import ProgramRun, RecordingMocks, run_program
+
+try:  # libyaml writes large plans several times faster; the output is the same.
+    _Dumper: type[yaml.SafeDumper] = yaml.CSafeDumper  # type: ignore[attr-defined,assignment]
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Dumper = yaml.SafeDumper
+
+# Stand-in LoadBalancer addresses come from TEST-NET-3 (RFC 5737): documentation-only, never routed.
+PLACEHOLDER_NETWORK = ipaddress.IPv4Network("203.0.113.0/24")
+PLACEHOLDER_FIRST_HOST = 10
+# Written into every plan directory, so a later plan empties only a directory a plan wrote.
+PLAN_MARKER = ".ambient-egress-plan"
+
+# `kubectl apply -f DIR` applies files in name order: namespaces first, admission before anything
+# it judges, and each ServiceEntry's allow-nothing baseline before the ServiceEntry.
+APPLY_ORDER = (
+    ("00-namespaces.yaml", ("Namespace",)),
+    ("05-namespace-labels.yaml", ("Namespace:labels",)),
+    ("10-identities-and-secrets.yaml", ("ServiceAccount", "Secret")),
+    ("15-admission.yaml", ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")),
+    ("20-egress-gateway.yaml", ("Gateway", "Telemetry")),
+    ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
+    ("40-service-entries.yaml", ("ServiceEntry",)),
+    ("50-grant-policies.yaml", ("AuthorizationPolicy",)),
+    ("55-traffic-rules.yaml", ("DestinationRule", "HTTPRoute")),
+    ("60-network-policies.yaml", ("NetworkPolicy",)),
+    ("70-workloads.yaml", ("Deployment", "Service", "Pod")),
+)
+
+
+class PlanDirectoryError(Exception):
+    """The output directory holds something a plan did not write."""
+
+
+@dataclass(frozen=True)
+class PlanLayout:
+    """Where a plan's files go: manifests in their own directory, reports beside it."""
+
+    root: Path
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "plan.json"
+
+    @property
+    def mermaid(self) -> Path:
+        return self.root / "access-matrix.mmd"
+
+    @property
+    def text(self) -> Path:
+        return self.root / "plan.txt"
+
+
+def placeholder_load_balancers(config: StackConfig, overrides: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """A documentation-range IP per stand-in, unless `--lb NAME=ADDRESS` gives one."""
+    hosts = PLACEHOLDER_NETWORK.hosts()
+    for _ in range(PLACEHOLDER_FIRST_HOST - 1):
+        next(hosts)
+    addresses = {}
+    for database in config.databases:
+        if database.is_stand_in:
+            address = overrides.get(database.name) or str(next(hosts))
+            addresses[database.name] = {"ip": address} if _is_ip(address) else {"hostname": address}
+    return addresses
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def run_stack_file(stack_file: StackFile, mocks: RecordingMocks, *, stack: str) -> ProgramRun:
+    """The program, run on the mock engine with a stack file's whole config as `pulumi up` gets it."""
+    prefix = f"{PROJECT}:"
+    values = {key[len(prefix):]: value for key, value in stack_file.config.items() if key.startswith(prefix)}
+    others = {key: value for key, value in stack_file.config.items() if not key.startswith(prefix)}
+    return run_program(values, mocks, stack=stack, other_config=others)
+
+
+def prepare_directory(root: Path) -> None:
+    """An empty directory to write into: created, or emptied when a previous plan wrote it."""
+    if root.exists():
+        if not root.is_dir():
+            raise PlanDirectoryError(f"{root} is a file, not a directory; pick another --out")
+        if any(root.iterdir()) and not (root / PLAN_MARKER).exists():
+            raise PlanDirectoryError(f"{root} is not empty and was not written by make plan; it is left as it is. "
+                                     "Pick an empty or new directory with PLAN_DIR=<dir> (or --out)")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / PLAN_MARKER).write_text("written by make plan; the next plan empties this directory\n")
+
+
+def _file_for(manifest: Mapping[str, Any], *, patch: bool) -> str:
+    kind = manifest["kind"]
+    if patch:
+        kind = f"{kind}:labels"
+    elif kind == "AuthorizationPolicy" and "rules" not in manifest.get("spec", {}):
+        kind = "AuthorizationPolicy:baseline"
+    return next(file for file, kinds in APPLY_ORDER if kind in kinds)
+
+
+def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
+    metadata = manifest.get("metadata", {})
+    return manifest["kind"], metadata.get("namespace", ""), metadata.get("name", "")
+
+
+def dump_yaml(documents: Iterable[Any]) -> str:
+    """YAML documents with sorted keys: the same objects always give the same text."""
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=True, default_flow_style=False)
+
+
+def write_manifests(layout: PlanLayout, manifests: Sequence[Mapping[str, Any]],
+                    patches: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
+    """Every object in its apply-order file, sorted by kind, namespace and name."""
+    prepare_directory(layout.root)
+    layout.manifests.mkdir()
+    by_file: dict[str, list[Mapping[str, Any]]] = {file: [] for file, _ in APPLY_ORDER}
+    for manifest in manifests:
+        by_file[_file_for(manifest, patch=False)].append(manifest)
+    for manifest in patches:
+        by_file[_file_for(manifest, patch=True)].append(manifest)
+    written = []
+    for file, documents in by_file.items():
+        if documents:
+            path = layout.manifests / file
+            path.write_text(dump_yaml(sorted(documents, key=_identity)))
+            written.append(path)
+    return written

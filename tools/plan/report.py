@@ -1,0 +1,263 @@
+"""The plan's report: what the analysis computes from the written manifests, against what the stack
+config declares. One JSON document (`plan.json`, `--format json`), and its text and Mermaid views.
+
+The analysis reads only the manifests; the config speaks only for the declared side. So a
+difference is a real one: the manifests would not give what the config promises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from analysis import (
+    AccessMatrix, Decision, Finding, MeshIndex, ObjectRef, Request, Severity, access_matrix, align_columns, analyze,
+    default_clients, evaluate, render_findings,
+)
+from analysis.mesh import service_entry_hosts, service_entry_ports
+from analysis.manifests import SERVICE_ENTRY
+from stack import StackConfig
+from stack.access import access_matrix as declared_matrix
+from stack.access import clients as grant_clients
+from stack.access import request_verdict, test_client
+
+FORMAT = "ambient-egress.plan/1"
+EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
+MAX_TABLE_CELLS = 400
+"""The text view prints the whole matrix only while it stays readable; `--matrix` forces it."""
+MERMAID_MAX_EDGES = 500
+"""Mermaid's default `maxEdges`: a diagram with more is not drawn."""
+# The order in which a verdict lets more through, for telling an opened cell from a closed one.
+OPENNESS = {"DENY": 0, "UNDECIDED": 1, "LIMITED": 2, "ALLOW": 3, "BYPASS": 3, "OPEN": 4}
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """The analysis of one plan: its matrix and findings, and the config it is judged against."""
+
+    config: StackConfig
+    index: MeshIndex
+    matrix: AccessMatrix
+    findings: list[Finding]
+
+
+def analyse(index: MeshIndex, config: StackConfig) -> Analysed:
+    """The matrix over every client the manifests or the config name, for the stack's Istio version."""
+    declared_rows = {client for grant in config.grants for client in grant_clients(grant)}
+    rows = sorted(set(default_clients(index)) | declared_rows)
+    version = config.istio.version
+    return Analysed(config, index, access_matrix(index, rows, istio_version=version), analyze(index, istio_version=version))
+
+
+def _target_destinations(analysed: Analysed) -> dict[str, list[str]]:
+    """Each target's destination labels: one per port of its ServiceEntry in the egress namespace."""
+    by_entry: dict[ObjectRef, list[str]] = {}
+    for destination in analysed.matrix.destinations:
+        by_entry.setdefault(destination.service_entry, []).append(destination.label)
+    egress = analysed.config.egress_namespace
+    return {target: by_entry.get(ObjectRef(egress, target), []) for target in analysed.config.targets}
+
+
+def combined(verdicts: Sequence[str]) -> str:
+    """One target's verdict from its ports': alike, or LIMITED where only HTTP ports open some
+    requests and the rest stay closed; MISSING without a ServiceEntry; MIXED otherwise."""
+    kinds = set(verdicts)
+    if not kinds:
+        return "MISSING"
+    if len(kinds) == 1:
+        return verdicts[0]
+    return "LIMITED" if kinds == {"LIMITED", "DENY"} else "MIXED"
+
+
+def differences(analysed: Analysed) -> list[dict[str, str]]:
+    """Every declared cell the manifests do not give, with the analysis's reasons."""
+    destinations = _target_destinations(analysed)
+    found = []
+    for client, row in sorted(declared_matrix(analysed.config).items()):
+        for target, declared in sorted(row.items()):
+            labels = destinations[target]
+            verdicts = [analysed.matrix.verdict(client, label) for label in labels]
+            computed = combined([verdict.decision.value for verdict in verdicts])
+            if computed != declared:
+                reason = "; ".join(f"{label}: {verdict.reason}" for label, verdict in zip(labels, verdicts, strict=True))
+                found.append({"client": client, "target": target, "declared": declared, "computed": computed,
+                              "reason": reason or "no ServiceEntry for it in the manifests"})
+    return found
+
+
+def sample_requests(analysed: Analysed) -> list[dict[str, str]]:
+    """Every declared client against every sample request of every HTTP service."""
+    config, checks = analysed.config, []
+    clients = sorted(declared_matrix(config))
+    for service in config.services:
+        port = service.http_ports[0].number if service.http_ports else None
+        for client in clients:
+            namespace, _, account = client.partition("/sa/")
+            for sample in service.sample_requests:
+                if port is None:
+                    continue
+                request = Request(namespace, ObjectRef(config.egress_namespace, service.name), port,
+                                  service_account=account or "default", trust_domain=config.trust_domain,
+                                  method=sample.method, path=sample.path)
+                verdict = evaluate(analysed.index, request, istio_version=config.istio.version)
+                checks.append({"client": client, "target": service.name, "method": sample.method, "path": sample.path,
+                               "declared": request_verdict(config, client, service.name, sample.method, sample.path),
+                               "computed": verdict.decision.value, "reason": verdict.reason})
+    return checks
+
+
+def targets(analysed: Analysed) -> list[dict[str, Any]]:
+    """What a verifier dials for each target: its ServiceEntry's hosts, addresses and ports."""
+    found = []
+    for target in analysed.config.targets:
+        ref = ObjectRef(analysed.config.egress_namespace, target)
+        entry = analysed.index.get(SERVICE_ENTRY, ref)
+        found.append({
+            "name": target,
+            "kind": "database" if any(database.name == target for database in analysed.config.databases) else "service",
+            "serviceEntry": str(ref),
+            "hosts": list(service_entry_hosts(entry)) if entry else [],
+            "addresses": list(entry.spec.get("addresses") or []) if entry else [],
+            "ports": [{"number": port.number, "protocol": port.protocol, "name": port.name}
+                      for port in (service_entry_ports(entry) if entry else ())],
+        })
+    return found
+
+
+def report(analysed: Analysed, *, stack: str, manifests: str, objects: int, label_patches: int,
+           placeholders: Mapping[str, str]) -> dict[str, Any]:
+    """The whole plan as one JSON-able document; its shape is documented in the README."""
+    config, matrix = analysed.config, analysed.matrix
+    verdicts = {client: {d.label: matrix.verdict(client, d.label).decision.value for d in matrix.destinations}
+                for client in matrix.clients}
+    found_differences = differences(analysed)
+    samples = sample_requests(analysed)
+    mismatched_samples = [sample for sample in samples if sample["declared"] != sample["computed"]]
+    errors = [finding for finding in analysed.findings if finding.severity is Severity.ERROR]
+    return {
+        "format": FORMAT,
+        "stack": stack,
+        "istioVersion": config.istio.version,
+        "manifests": manifests,
+        "objects": objects,
+        "labelPatches": label_patches,
+        "placeholderAddresses": dict(sorted(placeholders.items())),
+        "clients": list(matrix.clients),
+        "targets": targets(analysed),
+        "verdicts": verdicts,
+        "declared": declared_matrix(config),
+        "testClients": {grant.namespace: test_client(grant) for grant in config.grants} if config.test_clients else {},
+        "sampleRequests": samples,
+        "differences": found_differences,
+        "findings": [{"code": str(f.code), "severity": str(f.severity), "resource": f.resource, "message": f.message}
+                     for f in analysed.findings],
+        "counts": dict(sorted(Counter(value for row in verdicts.values() for value in row.values()).items())),
+        "exitCode": EXIT_DIFFERS if errors or found_differences or mismatched_samples else EXIT_OK,
+    }
+
+
+def as_json(plan: Mapping[str, Any]) -> str:
+    return json.dumps(plan, indent=2, sort_keys=True) + "\n"
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+def _table(plan: Mapping[str, Any]) -> list[str]:
+    destinations = sorted({label for row in plan["verdicts"].values() for label in row})
+    rows = [["client", *destinations]]
+    rows += [[client, *(plan["verdicts"][client][label] for label in destinations)] for client in plan["clients"]]
+    return align_columns(rows)
+
+
+def render_text(plan: Mapping[str, Any], analysed: Analysed, *, full_matrix: bool = False,
+                explain: Iterable[tuple[str, str]] = ()) -> str:
+    """Counts first; the matrix while it fits; findings; every difference with its reason."""
+    cells = sum(len(row) for row in plan["verdicts"].values())
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in plan["counts"].items()) or "none"
+    lines = [f"Access for Istio {plan['istioVersion']}: {len(plan['clients'])} clients × "
+             f"{cells // max(len(plan['clients']), 1)} destinations = {cells} cells: {counts}", ""]
+    if full_matrix or cells <= MAX_TABLE_CELLS:
+        lines += [*_table(plan), ""]
+    else:
+        lines += [f"(the {cells}-cell matrix is left out; --matrix prints it, and plan.json holds every cell)", ""]
+    if plan["sampleRequests"]:
+        rows = [("client", "request", "declared", "manifests")] + [
+            (check["client"], f"{check['method']} {check['target']}{check['path']}", check["declared"],
+             check["computed"] if check["declared"] == check["computed"] else f"{check['computed']}  <-- {check['reason']}")
+            for check in plan["sampleRequests"]
+        ]
+        lines += ["HTTP sample requests:", *align_columns(rows), ""]
+    unchecked = _unchecked_limited(plan, analysed.config)
+    if unchecked:
+        lines += [f"Note: method- or path-limited grants of {', '.join(unchecked)} are checked only by their "
+                  "sampleRequests; declare some", ""]
+    lines.append(render_findings(analysed.findings) or "No findings.")
+    if plan["differences"]:
+        lines += ["", "The manifests do not give the declared access:"]
+        lines += [f"  {d['client']} -> {d['target']}: declared {d['declared']}, manifests give {d['computed']} ({d['reason']})"
+                  for d in plan["differences"]]
+    for client, asked in explain:
+        lines += ["", *explanation(analysed, client, asked)]
+    return "\n".join(lines)
+
+
+def explanation(analysed: Analysed, client: str, asked: str) -> list[str]:
+    """Why a cell has its verdict; `asked` is a destination label or a target's name (every port)."""
+    if client not in analysed.matrix.clients:
+        return [f"{client}: no such client in this plan (clients: {', '.join(analysed.matrix.clients)})"]
+    labels = [asked] if "/" in asked else _target_destinations(analysed).get(asked, [])
+    known = {destination.label for destination in analysed.matrix.destinations}
+    if not labels or not set(labels) <= known:
+        return [f"{asked}: no such destination or target in this plan"]
+    return [f"{client} -> {label}: {(verdict := analysed.matrix.verdict(client, label)).decision.value} ({verdict.reason})"
+            for label in labels]
+
+
+def _unchecked_limited(plan: Mapping[str, Any], config: StackConfig) -> list[str]:
+    limited = {target for row in plan["declared"].values() for target, cell in row.items() if cell == Decision.LIMITED.value}
+    return sorted(limited - {service.name for service in config.services if service.sample_requests})
+
+
+# --- Mermaid ---------------------------------------------------------------------------------------
+
+def _node_ids(prefix: str, names: Iterable[str]) -> dict[str, str]:
+    """Mermaid-safe ids (`rds-demo-1` -> `ns_rds_demo_1`), kept distinct when two names sanitise alike."""
+    ids: dict[str, str] = {}
+    for name in names:
+        base = f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name)}"
+        node_id, suffix = base, 1
+        while node_id in ids.values():
+            suffix += 1
+            node_id = f"{base}_{suffix}"
+        ids[name] = node_id
+    return ids
+
+
+class TooLargeForMermaid(Exception):
+    """More edges than Mermaid draws."""
+
+
+_ARROWS = {"ALLOW": "-- ALLOW -->", "LIMITED": "-- LIMITED -->", "DENY": "-. DENY .->", "OPEN": "== OPEN ==>",
+           "BYPASS": "== BYPASS ==>", "UNDECIDED": "-. UNDECIDED .->"}
+
+
+def render_mermaid(plan: Mapping[str, Any], *, all_edges: bool = False) -> str:
+    """Clients on the left, destinations on the right; the edges that let something through, or
+    every edge with `all_edges`."""
+    edges = [(client, label, verdict) for client in plan["clients"] for label, verdict in plan["verdicts"][client].items()
+             if all_edges or verdict != "DENY"]
+    if len(edges) > MERMAID_MAX_EDGES:
+        raise TooLargeForMermaid(
+            f"the diagram would have {len(edges)} edges, and Mermaid draws at most {MERMAID_MAX_EDGES}; "
+            "use --format json or text, or plan a smaller stack")
+    ids = _node_ids("ns", sorted({client for client, _, _ in edges}))
+    ids.update(_node_ids("se", sorted({label for _, label, _ in edges})))
+    lines = ["flowchart LR"]
+    lines += [f'  {ids[client]}["{client}"]' for client in plan["clients"] if client in ids]
+    lines += [f'  {ids[label]}[("{label}")]' for label in sorted({label for _, label, _ in edges})]
+    lines += [f"  {ids[client]} {_ARROWS[verdict]} {ids[label]}" for client, label, verdict in edges]
+    return "\n".join(lines)

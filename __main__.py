@@ -16,7 +16,8 @@ config = load_pulumi_config()
 control = EgressAccessControl("egress", config)
 
 pulumi.export("egressNamespace", control.gateway.namespace)
-pulumi.export("waypoint", control.gateway.waypoint_name)
+for key, door in control.door.items():
+    pulumi.export(key, door)
 pulumi.export("istioVersion", control.prerequisites.istio_version)
 pulumi.export("databases", {
     name: {"host": database.host, "port": database.port} for name, database in control.databases.items()

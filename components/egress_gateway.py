@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -28,17 +27,9 @@ class EgressGatewayArgs:
     """Turn on Envoy access logs for the waypoint (a `Telemetry` targeting it)."""
     route_namespaces: RouteNamespaces = RouteNamespaces.SAME
     """Whose ServiceEntries the waypoint binds: its own namespace's, or every namespace's."""
-    restrict_service_entries: bool = True
-    """A ValidatingAdmissionPolicy refuses ServiceEntries outside this namespace (and
-    `other_service_entry_namespaces`): a tenant's own ServiceEntry for a database's host would route
-    its traffic around the waypoint. Needs Kubernetes 1.30 or newer."""
-    other_service_entry_namespaces: Sequence[str] = ()
-    """Namespaces that may keep ServiceEntries of their own (another egress namespace, say)."""
 
     def __post_init__(self) -> None:
-        named = [("namespace", self.namespace), ("waypoint_name", self.waypoint_name),
-                 *(("other_service_entry_namespaces", other) for other in self.other_service_entry_namespaces)]
-        for field, value in named:
+        for field, value in (("namespace", self.namespace), ("waypoint_name", self.waypoint_name)):
             problem = dns_label_problem(value)
             if problem:
                 raise ValueError(f"EgressGatewayArgs.{field}: {value!r} {problem}")
@@ -78,11 +69,6 @@ class EgressGateway(pulumi.ComponentResource):
         if args.access_logging:
             kubernetes_object(f"{name}/access-logs", manifests.waypoint_access_logging(plain),
                               child_options(self, opts, depends_on=[gateway]))
-        if args.restrict_service_entries:
-            policy_name = f"ambient-egress.{args.namespace}.serviceentry-namespaces"
-            for manifest in manifests.service_entry_namespaces_policy(
-                    policy_name, [args.namespace, *args.other_service_entry_namespaces]):
-                kubernetes_object(f"{name}/{manifest['kind']}", manifest, child_options(self, opts))
 
         self.waypoint = Waypoint(name=args.waypoint_name, namespace=args.namespace, route_namespaces=args.route_namespaces,
                                  gateway=gateway)

@@ -14,7 +14,7 @@ from .external_service import ExternalService, ExternalServiceArgs
 from .grants import Access, AccessGrant, Grantee
 from .names import address_problem, service_name_problem
 from .resources import child_options, kubernetes_object
-from .values import DEFAULT_DATABASE_PORT, POSTGRES_PORT_NAME, ServicePort, Waypoint, database_port
+from .values import DEFAULT_DATABASE_PORT, POSTGRES_PORT_NAME, EgressGatewayRef, ServicePort, Waypoint, database_port
 
 TYPE_TOKEN = "ambient-egress:index:ExternalDatabase"
 DEFAULT_LOAD_BALANCER_TIMEOUT = "5m"
@@ -22,8 +22,12 @@ DEFAULT_LOAD_BALANCER_TIMEOUT = "5m"
 
 @dataclass(frozen=True, kw_only=True)
 class ExternalDatabaseArgs:
-    waypoint: Waypoint
-    """The egress waypoint the ServiceEntry binds to (`EgressGateway.waypoint`)."""
+    waypoint: Waypoint | None = None
+    """Ambient: the egress waypoint the ServiceEntry binds to (`EgressGateway.waypoint`)."""
+    egress_gateway: EgressGatewayRef | None = None
+    """Sidecar mode instead: the Istio egress gateway (`SidecarEgressGateway.gateway`)."""
+    visible_to: Sequence[str] = ()
+    """Sidecar mode: the namespaces whose sidecars may see the database (the granted ones)."""
     port: int = DEFAULT_DATABASE_PORT
     address: str | None = None
     """An existing database's IPv4 address or DNS name. Default: a PostgreSQL stand-in is deployed."""
@@ -51,6 +55,14 @@ class ExternalDatabaseArgs:
                              "for a PostgreSQL stand-in")
         if self.address is not None and (problem := address_problem(self.address)):
             raise ValueError(f"ExternalDatabaseArgs.address: {problem}")
+        if (self.waypoint is None) == (self.egress_gateway is None):
+            raise ValueError("ExternalDatabaseArgs: give the waypoint (ambient) or the egress_gateway (sidecar mode), one of them")
+
+    @property
+    def door(self) -> Waypoint | EgressGatewayRef:
+        door = self.waypoint or self.egress_gateway
+        assert door is not None
+        return door
 
     @property
     def is_stand_in(self) -> bool:
@@ -89,7 +101,8 @@ class ExternalDatabase(pulumi.ComponentResource):
             self.username = self.password = None
 
         self.service = ExternalService(f"{name}/external-service", ExternalServiceArgs(
-            address=address, ports=[port], waypoint=args.waypoint, service_name=service_name,
+            address=address, ports=[port], waypoint=args.waypoint, egress_gateway=args.egress_gateway,
+            visible_to=args.visible_to, service_name=service_name,
             namespace=args.namespace, pin_address=args.pin_address, ip_passthrough=args.ip_passthrough,
         ), child_options(self, opts))
         self.host = self.service.host
@@ -107,6 +120,10 @@ class ExternalDatabase(pulumi.ComponentResource):
     @property
     def ports(self) -> tuple[ServicePort, ...]:
         return self.service.ports
+
+    @property
+    def egress_gateway(self) -> EgressGatewayRef | None:
+        return self.service.egress_gateway
 
     def grant(
         self, grantee: Grantee, accesses: Sequence[Access] = (), *, resource_name: str,
@@ -128,7 +145,7 @@ class ExternalDatabase(pulumi.ComponentResource):
         # bypasses the waypoint, not even while it starts.
         fence = (
             kubernetes_object(
-                f"{name}/ingress-policy", manifests.stand_in_ingress_policy(service_name, namespace, args.waypoint),
+                f"{name}/ingress-policy", manifests.stand_in_ingress_policy(service_name, namespace, args.door),
                 child_options(self, opts))
             if args.stand_in_ingress_policy else None
         )

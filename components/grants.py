@@ -17,7 +17,7 @@ import pulumi
 from analysis.matching import path_pattern_problem
 
 from .names import dns_label_problem
-from .values import DEFAULT_TRUST_DOMAIN, ServicePort
+from .values import DEFAULT_TRUST_DOMAIN, EgressGatewayRef, ServicePort
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
@@ -91,6 +91,9 @@ class AccessGrant:
     policy_name: str
     """The AuthorizationPolicy's Kubernetes name, in the target's namespace."""
     rules: list[dict[str, object]] = field(repr=False)
+    visible_host: object = None
+    """Sidecar mode: the `<namespace>/<host>` the grantee's `Sidecar` resource must list to see
+    the target (a Pulumi Output for a stand-in's host); None in ambient mode."""
 
 
 def identities_in_order(service_accounts: Sequence[str], per_access: Iterable[Sequence[str] | None]) -> tuple[str, ...]:
@@ -109,6 +112,10 @@ class EgressTarget(Protocol):
 
     @property
     def ports(self) -> tuple[ServicePort, ...]: ...
+
+    @property
+    def egress_gateway(self) -> EgressGatewayRef | None:
+        """The egress gateway it is routed through in sidecar mode; None behind a waypoint."""
 
     def grant(
         self, grantee: Grantee, accesses: Sequence[Access] = (), *, resource_name: str,

@@ -16,7 +16,7 @@ from . import manifests
 from .grants import Access, AccessGrant, EgressTarget, Grantee, identities_in_order
 from .names import check_namespace_ownership, dns_label_problem
 from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
-from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES, ipv4_network
+from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES, Dataplane, EgressGatewayRef, ipv4_network
 
 TYPE_TOKEN = "ambient-egress:index:NamespaceGrant"
 
@@ -43,6 +43,9 @@ class NamespaceGrantArgs:
     opted out of the mesh reaches anything outside. Needs a CNI that enforces egress policies."""
     lockdown_allow_cidrs: Sequence[str] = ()
     """Addresses outside the cluster's pods the namespace still needs: the API server, NodeLocal DNS."""
+    dataplane: Dataplane = Dataplane.AMBIENT
+    """Ambient enrols the namespace with ztunnel; sidecar mode labels it for injection and lists
+    what its sidecars may see in a `Sidecar` resource. The targets must be rendered for the same."""
 
     def __post_init__(self) -> None:
         where = f"NamespaceGrantArgs for namespace {self.namespace!r}"
@@ -62,6 +65,15 @@ class NamespaceGrantArgs:
         for _, accesses in self.accesses().values():
             for access in accesses:
                 access.check_grantable_to(self.namespace)
+        if self.dataplane is Dataplane.SIDECAR and self.egress_gateway is None:
+            raise ValueError(f"{where}: sidecar mode needs the targets' egress_gateway")
+
+    @property
+    def egress_gateway(self) -> EgressGatewayRef | None:
+        """The egress gateway the targets route through in sidecar mode."""
+        gateways = {id(gateway): gateway for target, _ in self.accesses().values()
+                    if (gateway := target.egress_gateway) is not None}
+        return next(iter(gateways.values()), None)
 
     def accesses(self) -> dict[str, tuple[EgressTarget, list[Access]]]:
         """The accesses by target name, in the order given; a bare target is any request."""
@@ -88,9 +100,10 @@ class NamespaceGrant(pulumi.ComponentResource):
     def __init__(self, name: str, args: NamespaceGrantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
         accounts = args.identities()
+        sidecar = args.dataplane is Dataplane.SIDECAR
         if args.create_namespace:
-            enrolment = kubernetes_object(
-                f"{name}/namespace", manifests.namespace(args.namespace, ambient=True), child_options(self, opts))
+            owned = manifests.injected_namespace(args.namespace) if sidecar else manifests.namespace(args.namespace, ambient=True)
+            enrolment = kubernetes_object(f"{name}/namespace", owned, child_options(self, opts))
             identities = [
                 kubernetes_object(f"{name}/service-account/{account}", manifests.service_account(account, args.namespace),
                                   child_options(self, opts, depends_on=[enrolment]))
@@ -101,9 +114,9 @@ class NamespaceGrant(pulumi.ComponentResource):
                                        "v1", "Namespace", args.namespace, child_options(self, opts))
             # Un-enrolling on delete would leave the namespace's traffic unenforced, and other
             # grants or teams may rely on it: the label stays.
+            labels = manifests.injection_labels(args.namespace) if sidecar else manifests.namespace_labels(args.namespace)
             enrolment = kubernetes_patch(
-                f"{name}/namespace-labels", manifests.namespace_labels(args.namespace),
-                child_options(self, opts, depends_on=[existing], retain_on_delete=True))
+                f"{name}/namespace-labels", labels, child_options(self, opts, depends_on=[existing], retain_on_delete=True))
             # Referenced, never created: the test client runs as one, so it must exist.
             identities = [
                 kubernetes_read(f"{name}/existing-service-account/{account}: create it, the test client runs as it",
@@ -117,6 +130,14 @@ class NamespaceGrant(pulumi.ComponentResource):
             target.grant(grantee, accesses, resource_name=f"{name}/policy/{target_name}", opts=child_options(self, opts))
             for target_name, (target, accesses) in args.accesses().items()
         )
+        if sidecar:
+            gateway = args.egress_gateway
+            assert gateway is not None
+            kubernetes_object(
+                f"{name}/sidecar-visibility",
+                manifests.visibility(args.namespace, [grant.visible_host for grant in self.grants], gateway),
+                child_options(self, opts, depends_on=[enrolment, *(grant.policy for grant in self.grants)]),
+            )
         if args.egress_lockdown:
             kubernetes_object(
                 f"{name}/egress-lockdown",

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from .resources import child_options, kubernetes_read
-from .values import DEFAULT_ISTIO_NAMESPACE
+from .values import DEFAULT_ISTIO_NAMESPACE, EgressGatewayRef
 
 TYPE_TOKEN = "ambient-egress:index:MeshPrerequisites"
 
@@ -38,6 +38,9 @@ CUSTOM_RESOURCE_DEFINITIONS: Mapping[str, str] = {
     "destinationrules.networking.istio.io": INSTALL_ISTIO,
     "authorizationpolicies.security.istio.io": INSTALL_ISTIO,
     "telemetries.telemetry.istio.io": INSTALL_ISTIO,
+    "gateways.networking.istio.io": INSTALL_ISTIO,
+    "virtualservices.networking.istio.io": INSTALL_ISTIO,
+    "sidecars.networking.istio.io": INSTALL_ISTIO,
 }
 """Every CustomResourceDefinition a stack may use, and what installs it."""
 
@@ -49,7 +52,10 @@ class MeshPrerequisitesArgs:
     istio_namespace: str = DEFAULT_ISTIO_NAMESPACE
     """Where ztunnel runs (the namespace Istio's ztunnel chart was installed in)."""
     check_istio: bool = True
-    """Read the GatewayClass and ztunnel and check Istio's version: not when the stack installs Istio."""
+    """Read the GatewayClass and ztunnel and check Istio's version (ambient): not when the stack
+    installs Istio, nor in sidecar mode."""
+    egress_gateway: EgressGatewayRef | None = None
+    """Sidecar mode: the egress gateway whose Service must exist."""
     minimum_istio_version: tuple[int, int] = MINIMUM_ISTIO_VERSION
     why_minimum: str = "AuthorizationPolicies that target a ServiceEntry would be ignored and nothing enforced"
     """What goes wrong on an older Istio, for the error that names the version found."""
@@ -78,6 +84,10 @@ class MeshPrerequisites(pulumi.ComponentResource):
                             "CustomResourceDefinition", crd, child_options(self, opts))
             for crd in args.custom_resources
         ]
+        if args.egress_gateway is not None:
+            gateway = args.egress_gateway
+            kubernetes_read(f"{name}/egress-gateway: install an Istio egress gateway (the istio/gateway chart)",
+                            "v1", "Service", f"{gateway.namespace}/{gateway.service}", child_options(self, opts))
         if args.check_istio:
             kubernetes_read(f"{name}/gatewayclass/{WAYPOINT_CLASS}: {INSTALL_ISTIO}, which makes it",
                             "gateway.networking.k8s.io/v1", "GatewayClass", WAYPOINT_CLASS,

@@ -63,6 +63,8 @@ def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: 
         return k8s.core.v1.Namespace.get(resource_name, object_id, opts=opts)
     if (api_version, kind) == ("v1", "ServiceAccount"):
         return k8s.core.v1.ServiceAccount.get(resource_name, object_id, opts=opts)
+    if (api_version, kind) == ("v1", "Service"):
+        return k8s.core.v1.Service.get(resource_name, object_id, opts=opts)
     if (api_version, kind) == ("apps/v1", "DaemonSet"):
         return k8s.apps.v1.DaemonSet.get(resource_name, object_id, opts=opts)
     if (api_version, kind) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):

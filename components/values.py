@@ -7,7 +7,8 @@ these from what a stack file says, and another program can build them directly.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -134,6 +135,38 @@ def ipv4_network(text: str) -> str:
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 address or CIDR, e.g. 10.96.0.1 or 10.0.0.0/8") from None
     raise ValueError(f"{text!r} has host bits set; did you mean {str(loose)!r}?")
+
+
+class Dataplane(StrEnum):
+    """How the mesh carries a client's traffic to the egress door."""
+
+    AMBIENT = "ambient"
+    """ztunnel, to the egress waypoint over HBONE."""
+    SIDECAR = "sidecar"
+    """Each pod's Envoy sidecar, to an Istio egress gateway over mutual TLS."""
+
+
+DEFAULT_EGRESS_GATEWAY_SELECTOR = {"istio": "egressgateway"}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class EgressGatewayRef:
+    """An existing Istio egress gateway (sidecar mode): the door sidecars send granted traffic to.
+
+    `policy` is the gateway's allow-nothing baseline when this stack manages the gateway's
+    authorization: targets are opened only after it exists.
+    """
+
+    namespace: str = DEFAULT_ISTIO_NAMESPACE
+    service: str = "istio-egressgateway"
+    selector: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EGRESS_GATEWAY_SELECTOR))
+    port: int = 443
+    """The gateway port sidecars reach it on, over mutual TLS; each target is told apart by its SNI."""
+    policy: pulumi.Resource | None = None
+
+    @property
+    def host(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.cluster.local"
 
 
 def host_for_address(address: str) -> str:

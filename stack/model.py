@@ -20,6 +20,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     StrictStr,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -29,6 +30,9 @@ from components import manifests
 from components.grants import identities_in_order
 from components.names import shown
 from components.values import (
+    DEFAULT_EGRESS_GATEWAY_SELECTOR,
+    Dataplane,
+    EgressGatewayRef,
     DEFAULT_DATABASE_NAMESPACE,
     DEFAULT_DATABASE_PORT,
     DEFAULT_EGRESS_NAMESPACE,
@@ -231,6 +235,13 @@ class ServiceEntryAdmission(_Model):
     """Namespaces that may keep ServiceEntries of their own."""
 
 
+def _dataplane(value: Any) -> Dataplane:
+    choices = [str(mode) for mode in Dataplane]
+    if value not in choices:
+        raise problem(f"must be one of {', '.join(choices)} (got {shown(value)}){did_you_mean(str(value).lower(), choices)}")
+    return Dataplane(value)
+
+
 # --- the mesh --------------------------------------------------------------------------------------------
 
 
@@ -255,6 +266,25 @@ class Istio(_Model):
     def minor(self) -> tuple[int, int]:
         major, minor = self.version.split(".")[:2]
         return int(major), int(minor)
+
+
+class EgressGatewayConfig(_Model):
+    """The Istio egress gateway sidecar mode routes through: it must exist, and its authorization
+    becomes the stack's (every connection through it is refused until granted)."""
+
+    namespace: NamespaceName = DEFAULT_ISTIO_NAMESPACE
+    service: Label = "istio-egressgateway"
+    selector: dict[StrictStr, StrictStr] = Field(default_factory=lambda: dict(DEFAULT_EGRESS_GATEWAY_SELECTOR))
+    """The gateway pods' labels."""
+    port: Port = 443
+    """The gateway port sidecars reach it on over mutual TLS; every target shares it, told apart by SNI."""
+
+    def value(self) -> EgressGatewayRef:
+        return EgressGatewayRef(namespace=self.namespace, service=self.service, selector=dict(self.selector), port=self.port)
+
+
+class SidecarMode(_Model):
+    egress_gateway: EgressGatewayConfig = Field(default_factory=lambda: EgressGatewayConfig())
 
 
 class GatewayApi(_Model):
@@ -393,6 +423,10 @@ class StackConfig(_Model):
     """Own the stand-ins' namespace. False: it exists, outside the mesh."""
     waypoint_name: Label = DEFAULT_WAYPOINT_NAME
     trust_domain: Address = DEFAULT_TRUST_DOMAIN
+    dataplane: Annotated[Dataplane, BeforeValidator(_dataplane), WithJsonSchema({"enum": [str(mode) for mode in Dataplane]})] = (
+        Dataplane.AMBIENT)
+    """ambient (ztunnel and the egress waypoint) or sidecar (Envoy sidecars and an Istio egress gateway)."""
+    sidecar: Annotated[SidecarMode, Structured] = Field(default_factory=lambda: SidecarMode())
     istio: Annotated[Istio, Structured] = Field(default_factory=lambda: Istio())
     gateway_api: Annotated[GatewayApi, Structured] = Field(default_factory=lambda: GatewayApi())
     test_clients: Flag = False
@@ -412,8 +446,19 @@ class StackConfig(_Model):
         if info.context is not None:
             info.context.update(_context_of(raw))
         config: StackConfig = _with(_across(raw), handler, data)
-        _raise(config._collisions())
+        _raise([*config._collisions(), *config._sidecar_limits()])
         return config
+
+    def _sidecar_limits(self) -> list[Problem]:
+        if self.dataplane is not Dataplane.SIDECAR:
+            return []
+        found = [_at(("services", index, "ports"), f"has {len(service.ports)} ports; in sidecar mode a target has one, which "
+                                                  "the egress gateway tells apart by SNI: declare each port as its own service")
+                 for index, service in enumerate(self.services) if len(service.ports) != 1]
+        if self.istio.install:
+            found.append(_at(("istio", "install"), "installs Istio for ambient; in sidecar mode install Istio with an egress "
+                                                   "gateway yourself", True))
+        return found
 
     def _collisions(self) -> list[Problem]:
         found: list[Problem] = []

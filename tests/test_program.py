@@ -287,7 +287,8 @@ def test_custom_egress_namespace_and_waypoint_name_flow_into_bindings():
 
 def test_every_resource_is_named_from_its_component_under_the_stack_component(dev):
     components = {urn.rsplit("::", 1)[1] for urn in dev.urns if "ambient-egress:index:" in urn.rsplit("::", 1)[0].split("$")[-1]}
-    assert components == {"egress", "egress/prerequisites", "egress/egress-gateway", "egress/database/postgres-1",
+    assert components == {"egress", "egress/prerequisites", "egress/egress-gateway", "egress/service-entry-admission",
+                          "egress/database/postgres-1",
                           "egress/database/postgres-1/external-service", "egress/database/postgres-2",
                           "egress/database/postgres-2/external-service", "egress/grant/rds-demo-1",
                           "egress/grant/rds-demo-2"}

@@ -67,6 +67,11 @@ STACKS = {
     "dev": lambda: run(stack_values("dev"), DEV_LOAD_BALANCERS),
     "prod": lambda: run(stack_values("prod"), {}),
     "every-option": lambda: run(EVERY_OPTION_CONFIG, EVERY_OPTION_LOAD_BALANCERS),
+    "sidecar": lambda: run({**EVERY_OPTION_CONFIG, "dataplane": "sidecar",
+                            "services": [{**service, "ports": service["ports"][:1]} for service in EVERY_OPTION_CONFIG["services"]]},
+                           EVERY_OPTION_LOAD_BALANCERS),
+    "bootstrap": lambda: run(stack_values("dev", istio={"install": True, "version": "1.30.3"}, gatewayApi={"install": True}),
+                             DEV_LOAD_BALANCERS),
 }
 
 

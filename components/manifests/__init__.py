@@ -10,6 +10,7 @@ without looking at it, and every decision about it is made where it resolves.
   policies   AuthorizationPolicies: allow-nothing baselines and grant rules
   admission  the ValidatingAdmissionPolicy that keeps ServiceEntries in the egress namespace
   install    Istio's ambient Helm charts and the Gateway API CRDs, when the stack installs them
+  sidecar    sidecar mode: routes through an Istio egress gateway, its policies, visibility
 """
 
 from .admission import service_entry_namespaces_policy
@@ -25,8 +26,16 @@ from .mesh import (
     request_header_route, service_entry, tls_origination_rule, waypoint_access_logging, waypoint_gateway,
 )
 from .policies import access_rule, allow_nothing_policy, grant_policy, grant_policy_name
+from .sidecar import (
+    INJECTION, SIDECAR_NAME, egress_gateway_server, egress_gateway_subset, egress_route, export_to, gateway_access_rule,
+    gateway_allow_nothing, gateway_grant_policy, gateway_service_entry, gateway_tls_origination, injected_namespace,
+    injection_labels, visibility,
+)
 
 __all__ = [
+    "INJECTION", "SIDECAR_NAME", "egress_gateway_server", "egress_gateway_subset", "egress_route", "export_to",
+    "gateway_access_rule", "gateway_allow_nothing", "gateway_grant_policy", "gateway_service_entry",
+    "gateway_tls_origination", "injected_namespace", "injection_labels", "visibility",
     "AMBIENT", "CLIENT_IMAGE", "ISTIO_CHARTS", "ISTIO_CHART_REPOSITORY", "gateway_api_crds_url", "istio_chart_values", "DATABASE_COMPONENT", "DATAPLANE_MODE", "EGRESS_LOCKDOWN_NAME", "GATEWAY_NAME_LABEL",
     "GATEWAY_REF", "NAMESPACE_NAME_LABEL", "PART_OF", "POSTGRES_CONTAINER_PORT", "POSTGRES_IMAGE", "POSTGRES_USER",
     "SERVICE_ENTRY_REF", "TEST_CLIENT_NAME", "TLS_PORT", "USE_WAYPOINT", "USE_WAYPOINT_NAMESPACE",

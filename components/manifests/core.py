@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..values import POSTGRES_PORT_NAME, Waypoint
+from ..values import POSTGRES_PORT_NAME, EgressGatewayRef, Waypoint
 
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 AMBIENT = {DATAPLANE_MODE: "ambient"}
@@ -122,12 +122,17 @@ def stand_in_service(name: str, namespace_name: str, *, port: int) -> dict[str, 
     }
 
 
-def stand_in_ingress_policy(name: str, namespace_name: str, waypoint: Waypoint) -> dict[str, Any]:
-    """Only the egress waypoint's pods may connect: closes `<db>.<ns>.svc` and raw pod-IP paths."""
+def stand_in_ingress_policy(name: str, namespace_name: str, door: Waypoint | EgressGatewayRef) -> dict[str, Any]:
+    """Only the egress door's pods may connect, the waypoint's or the egress gateway's: closes
+    `<db>.<ns>.svc` and raw pod-IP paths."""
+    if isinstance(door, Waypoint):
+        suffix, pods = "waypoint", {GATEWAY_NAME_LABEL: door.name}
+    else:
+        suffix, pods = "gateway", dict(door.selector)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(f"{name}-from-egress-waypoint", namespace_name),
+        "metadata": metadata(f"{name}-from-egress-{suffix}", namespace_name),
         "spec": {
             "podSelector": {"matchLabels": _stand_in_selector(name)},
             "policyTypes": ["Ingress"],
@@ -135,8 +140,8 @@ def stand_in_ingress_policy(name: str, namespace_name: str, waypoint: Waypoint) 
                 {
                     "from": [
                         {
-                            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: waypoint.namespace}},
-                            "podSelector": {"matchLabels": {GATEWAY_NAME_LABEL: waypoint.name}},
+                            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: door.namespace}},
+                            "podSelector": {"matchLabels": pods},
                         }
                     ],
                     "ports": [{"port": POSTGRES_CONTAINER_PORT, "protocol": "TCP"}],

@@ -12,6 +12,7 @@ input is bad (config, flag, directory) and nothing was written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -123,7 +124,8 @@ def plan_main(argv: Sequence[str]) -> int:
     if args.format == "json":
         sys.stdout.write(as_json(plan))
         return int(plan["exitCode"])
-    header = f"{stack_path.name}: {len(manifests)} objects and {len(patches)} label patches in {len(files)} files under {layout.manifests}"
+    shown = os.path.relpath(layout.manifests) if layout.manifests.is_relative_to(Path.cwd()) else layout.manifests
+    header = f"{stack_path.name}: {len(manifests)} objects and {len(patches)} label patches in {len(files)} files under {shown}"
     if placeholders:
         listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
         header += f"\nPLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}"

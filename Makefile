@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STACK ?= dev
 PLAN_DIR ?= build/plan/$(STACK)
 
-.PHONY: test lint plan verify bench schema clean
+BASE ?= origin/main
+
+.PHONY: test lint plan plan-diff verify bench schema clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,10 @@ lint: $(BIN)/.installed
 
 plan: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --stack $(STACK) --out $(PLAN_DIR) $(PLAN_ARGS)
+
+# What a change does to access: the stack at $(BASE) against the working tree.
+plan-diff: $(BIN)/.installed
+	$(BIN)/python -m tools.plan diff --stack $(STACK) --base $(BASE) $(DIFF_ARGS)
 
 verify: $(BIN)/.installed
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)

@@ -12,6 +12,7 @@ from components import manifests
 from stack import parse_config
 from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER
 from tools.plan.__main__ import main as plan_main
+from tools.plan.build import PlanLayout, write_manifests
 from tools.plan.report import analyse, differences, sample_requests
 
 from .support import dev_values, run
@@ -322,3 +323,23 @@ def test_a_namespace_the_stack_does_not_own_is_labelled_in_its_own_file_after_th
         "shop": {"istio.io/dataplane-mode": "ambient"}, "finance": {"istio.io/dataplane-mode": "ambient"}}
     created = [doc["metadata"]["name"] for doc in written(tmp_path, "00-namespaces.yaml")]
     assert created == ["istio-egress"]
+
+
+def test_the_dataplane_flag_renders_the_stack_for_sidecar_mode_with_istios_gateway_among_the_traffic_rules(tmp_path, capsys):
+    plan_main(["--stack", "prod", "--dataplane", "sidecar", "--out", str(tmp_path / "plan")])
+    kinds = {file: sorted({(doc["apiVersion"], doc["kind"]) for doc in written(tmp_path, file)})
+             for file in ("45-sidecar-visibility.yaml", "55-traffic-rules.yaml")}
+    assert kinds == {
+        "45-sidecar-visibility.yaml": [("networking.istio.io/v1", "Sidecar")],
+        "55-traffic-rules.yaml": [("networking.istio.io/v1", "DestinationRule"), ("networking.istio.io/v1", "Gateway"),
+                                  ("networking.istio.io/v1", "VirtualService")],
+    }
+    assert not (tmp_path / "plan" / "manifests" / "20-egress-gateway.yaml").exists()
+    assert {doc["metadata"]["name"]: doc["metadata"]["labels"] for doc in written(tmp_path, "05-namespace-labels.yaml")} == {
+        "shop": {"istio-injection": "enabled"}, "finance": {"istio-injection": "enabled"}}
+
+
+def test_a_kind_the_plan_has_no_file_for_is_named_rather_than_dropped(tmp_path):
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    with pytest.raises(ValueError, match=r"Widget.*APPLY_ORDER"):
+        write_manifests(PlanLayout(tmp_path / "plan"), [unknown])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tools.plan.__main__ import main as plan_main
-from tools.plan.diff import EXIT_OPENED, EXIT_SAME_OR_CLOSED
+from tools.plan.diff import EXIT_CHANGED, EXIT_PASSED
 
 from .support import stack_values
 
@@ -36,17 +36,17 @@ def prod(tmp_path):
 
 def test_an_unchanged_stack_shows_no_change_and_passes_the_gate(tmp_path, capsys, prod):
     code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", prod), "--fail-on-open")
-    assert code == EXIT_SAME_OR_CLOSED
+    assert code == EXIT_PASSED
     assert out.strip() == "No change: every cell, finding and manifest is the same."
 
 
 def test_a_grant_added_opens_its_cells_adds_its_policy_and_fails_the_gate(tmp_path, capsys, prod):
     grants = [*prod["grants"], {"namespace": "shop", "databases": ["orders", "billing"], "serviceAccounts": ["checkout"]}]
-    new = {**prod, "grants": [grant for grant in grants[1:]]}
+    new = {**prod, "grants": grants[1:]}
     code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "json",
                        "--fail-on-open")
     diff = json.loads(out)
-    assert code == EXIT_OPENED
+    assert code == EXIT_CHANGED
     assert diff["opened"] == [{"client": "shop/sa/checkout", "destination": "istio-egress/billing",
                                "before": "DENY", "after": "ALLOW"}]
     assert diff["closed"] == []
@@ -58,7 +58,7 @@ def test_a_grant_removed_closes_its_cells_and_passes_the_gate(tmp_path, capsys, 
     code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "json",
                        "--fail-on-open")
     diff = json.loads(out)
-    assert code == EXIT_SAME_OR_CLOSED
+    assert code == EXIT_PASSED
     assert [(cell["client"], cell["destination"], cell["before"], cell["after"]) for cell in diff["closed"]] == [
         ("finance", "istio-egress/billing", "ALLOW", "DENY"), ("finance", "istio-egress/reporting", "ALLOW", "DENY")]
     assert diff["opened"] == []
@@ -70,7 +70,7 @@ def test_a_narrowed_l7_grant_closes_any_request_to_some_and_changes_the_policy(t
     old = {"databases": [], "services": [HTTPBIN], "grants": [{"namespace": "apps", "services": ["httpbin"]}]}
     new = {**old, "grants": [{"namespace": "apps", "services": [{"name": "httpbin", "methods": ["GET"]}]}]}
     code, out = diffed(capsys, planned(tmp_path, "old", old), planned(tmp_path, "new", new), "--fail-on-open")
-    assert code == EXIT_SAME_OR_CLOSED
+    assert code == EXIT_PASSED
     assert "Closed (1):" in out and "apps  istio-egress/httpbin  ALLOW -> LIMITED" in out
     assert "Manifests changed (1):\n  AuthorizationPolicy istio-egress/allow-httpbin-from-apps" in out
 
@@ -87,7 +87,7 @@ def test_the_stack_at_a_git_revision_is_planned_in_its_own_checkout(capsys):
     capsys.readouterr()
     code = plan_main(["diff", "--stack", "prod", "--base", "HEAD", "--format", "json"])
     diff = json.loads(capsys.readouterr().out)
-    assert code == EXIT_SAME_OR_CLOSED
+    assert code == EXIT_PASSED
     assert diff["opened"] == diff["closed"] == diff["changed"] == []
 
 
@@ -99,3 +99,12 @@ def test_the_stack_at_a_git_revision_is_planned_in_its_own_checkout(capsys):
 def test_bad_diff_input_is_named_with_the_fix(capsys, arguments, words):
     assert plan_main(arguments) == 2
     assert words in capsys.readouterr().err
+
+
+def test_fail_on_change_passes_an_unchanged_stack_and_fails_a_closed_cell(tmp_path, capsys, prod):
+    old = planned(tmp_path, "old", prod)
+    same, _ = diffed(capsys, old, planned(tmp_path, "same", prod), "--fail-on-change")
+    narrowed = {**prod, "grants": [grant for grant in prod["grants"] if grant["namespace"] != "finance"]}
+    closed, _ = diffed(capsys, old, planned(tmp_path, "narrowed", narrowed), "--fail-on-change")
+    only_opened_gate, _ = diffed(capsys, old, str(tmp_path / "narrowed"), "--fail-on-open")
+    assert (same, closed, only_opened_gate) == (EXIT_PASSED, EXIT_CHANGED, EXIT_PASSED)

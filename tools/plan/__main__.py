@@ -16,17 +16,24 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from analysis import MeshIndex, load_manifests
 from components.names import address_problem
-from stack import ConfigError, read_stack_file
+from stack import PROJECT, ConfigError, read_stack_file
 from tools.mock_engine import ROOT, RecordingMocks
 
 from .build import PlanDirectoryError, PlanLayout, placeholder_load_balancers, run_stack_file, write_manifests
 from .report import (
-    EXIT_BAD_INPUT, TooLargeForMermaid, analyse, as_json, render_mermaid, render_text, report,
+    EXIT_BAD_INPUT,
+    TooLargeForMermaid,
+    analyse,
+    as_json,
+    render_mermaid,
+    render_text,
+    report,
 )
 
 
@@ -65,6 +72,8 @@ def plan_main(argv: Sequence[str]) -> int:
     parser.add_argument("--config", type=Path, help="a stack config file to read instead of Pulumi.<stack>.yaml")
     parser.add_argument("--out", type=Path, help="the plan's directory (default: build/plan/<stack>); manifests go "
                                                  "into its manifests/, reports beside them")
+    parser.add_argument("--dataplane", choices=("ambient", "sidecar"),
+                        help="plan the stack for this dataplane instead of its own (to compare the two renderings)")
     parser.add_argument("--lb", action="append", default=[], metavar="NAME=ADDRESS",
                         help="a stand-in's LoadBalancer address instead of the placeholder; repeatable")
     parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
@@ -81,6 +90,8 @@ def plan_main(argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         stack_file = read_stack_file(stack_path)
+        if args.dataplane:
+            stack_file = replace(stack_file, config={**stack_file.config, f"{PROJECT}:dataplane": args.dataplane})
         config = stack_file.stack_config()
     except ConfigError as error:
         print(error, file=sys.stderr)
@@ -142,7 +153,7 @@ def plan_main(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["diff"]:
-        from .diff import diff_main  # noqa: PLC0415 - the diff's own dependencies only when asked
+        from .diff import diff_main
 
         return diff_main(arguments[1:])
     return plan_main(arguments)

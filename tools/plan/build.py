@@ -40,8 +40,9 @@ APPLY_ORDER = (
     ("20-egress-gateway.yaml", ("Gateway", "Telemetry")),
     ("30-baseline-policies.yaml", ("AuthorizationPolicy:baseline",)),
     ("40-service-entries.yaml", ("ServiceEntry",)),
+    ("45-sidecar-visibility.yaml", ("Sidecar",)),
     ("50-grant-policies.yaml", ("AuthorizationPolicy",)),
-    ("55-traffic-rules.yaml", ("DestinationRule", "HTTPRoute")),
+    ("55-traffic-rules.yaml", ("DestinationRule", "HTTPRoute", "Gateway.networking.istio.io", "VirtualService")),
     ("60-network-policies.yaml", ("NetworkPolicy",)),
     ("70-workloads.yaml", ("Deployment", "Service", "Pod")),
 )
@@ -122,12 +123,18 @@ def _file_for(manifest: Mapping[str, Any], *, patch: bool) -> str:
         kind = f"{kind}:labels"
     elif kind == "AuthorizationPolicy" and "rules" not in manifest.get("spec", {}):
         kind = "AuthorizationPolicy:baseline"
-    return next(file for file, kinds in APPLY_ORDER if kind in kinds)
+    elif kind == "Gateway" and manifest["apiVersion"].startswith("networking.istio.io/"):
+        # Istio's own Gateway shares its kind name with the Gateway API's; sidecar mode routes through it.
+        kind = "Gateway.networking.istio.io"
+    for file, kinds in APPLY_ORDER:
+        if kind in kinds:
+            return file
+    raise ValueError(f"no apply-order file for kind {kind!r} ({manifest['apiVersion']}): add it to APPLY_ORDER")
 
 
-def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
+def _identity(manifest: Mapping[str, Any]) -> tuple[str, str, str, str]:
     metadata = manifest.get("metadata", {})
-    return manifest["kind"], metadata.get("namespace", ""), metadata.get("name", "")
+    return manifest["kind"], manifest["apiVersion"], metadata.get("namespace", ""), metadata.get("name", "")
 
 
 def dump_yaml(documents: Iterable[Any]) -> str:

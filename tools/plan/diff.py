@@ -1,6 +1,6 @@
 """`plan diff`: what a change does to access. Two plans compared cell by cell (opened, closed,
 changed), finding by finding, and manifest by manifest; as text, as Markdown for a pull request,
-or as JSON. `--fail-on-open` makes any opened cell fail a CI gate.
+or as JSON. `--fail-on-open` makes any opened cell fail a CI gate; `--fail-on-change` any changed cell.
 
 Two plan outputs (directories or their plan.json), or the stack at two git revisions: each
 revision is checked out into a temporary worktree and planned there, program and config together.
@@ -24,7 +24,7 @@ from tools.mock_engine import ROOT
 
 from .report import FORMAT, OPENNESS
 
-EXIT_SAME_OR_CLOSED, EXIT_OPENED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_PASSED, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class DiffInputError(Exception):
@@ -187,6 +187,8 @@ def diff_main(argv: Sequence[str]) -> int:
     parser.add_argument("--head", default=None, help="with --base: the new side's revision (default: the working tree)")
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     parser.add_argument("--fail-on-open", action="store_true", help="exit 1 when a change opens any cell (for CI)")
+    parser.add_argument("--fail-on-change", action="store_true",
+                        help="exit 1 when any cell changes at all (to prove a migration changes no one's access)")
     args = parser.parse_args(argv)
     try:
         old, new = _sides(args)
@@ -200,7 +202,9 @@ def diff_main(argv: Sequence[str]) -> int:
         print(render_markdown(diff))
     else:
         print(render_text(diff))
-    return EXIT_OPENED if args.fail_on_open and diff["opened"] else EXIT_SAME_OR_CLOSED
+    if args.fail_on_change and (diff["opened"] or diff["closed"] or diff["changed"]):
+        return EXIT_CHANGED
+    return EXIT_CHANGED if args.fail_on_open and diff["opened"] else EXIT_PASSED
 
 
 def _sides(args: argparse.Namespace) -> tuple[Plan, Plan]:
@@ -214,7 +218,8 @@ def _sides(args: argparse.Namespace) -> tuple[Plan, Plan]:
         old = plan_at_revision(args.base, args.stack, Path(workdir) / "base")
         if args.head is None:
             completed = subprocess.run(
-                [sys.executable, "-m", "tools.plan", "--stack", args.stack, "--out", str(Path(workdir) / "head"), "--format", "json"],
+                [sys.executable, "-m", "tools.plan", "--stack", args.stack, "--out", str(Path(workdir) / "head"),
+                 "--format", "json"],
                 cwd=ROOT, capture_output=True, text=True, check=False)
             if completed.returncode not in (0, 1):
                 raise DiffInputError(f"planning {args.stack} in the working tree failed:\n{completed.stderr.strip()}")

@@ -15,11 +15,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import (
-    AccessMatrix, Decision, Finding, MeshIndex, ObjectRef, Request, Severity, access_matrix, align_columns, analyze,
-    default_clients, evaluate, render_findings,
+    AccessMatrix,
+    Decision,
+    Finding,
+    MeshIndex,
+    ObjectRef,
+    Request,
+    Severity,
+    access_matrix,
+    align_columns,
+    analyze,
+    default_clients,
+    evaluate,
+    render_findings,
 )
-from analysis.mesh import service_entry_hosts, service_entry_ports
 from analysis.manifests import SERVICE_ENTRY
+from analysis.mesh import service_entry_hosts, service_entry_ports
 from stack import StackConfig
 from stack.access import access_matrix as declared_matrix
 from stack.access import clients as grant_clients

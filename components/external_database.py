@@ -56,7 +56,8 @@ class ExternalDatabaseArgs:
         if self.address is not None and (problem := address_problem(self.address)):
             raise ValueError(f"ExternalDatabaseArgs.address: {problem}")
         if (self.waypoint is None) == (self.egress_gateway is None):
-            raise ValueError("ExternalDatabaseArgs: give the waypoint (ambient) or the egress_gateway (sidecar mode), one of them")
+            raise ValueError(
+                "ExternalDatabaseArgs: give the waypoint (ambient) or the egress_gateway (sidecar mode), one of them")
 
     @property
     def door(self) -> Waypoint | EgressGatewayRef:

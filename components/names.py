@@ -57,7 +57,7 @@ def address_problem(text: str) -> str | None:
     """An IPv4 address or a DNS name, nothing more: no scheme, no port, no path."""
     if is_ipv4(text):
         return None
-    scheme, separator, rest = text.partition("://")
+    _scheme, separator, rest = text.partition("://")
     if separator:
         host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
         return f"must be an IPv4 address or a DNS name, not a URL (got {shown(text)}); write only the host, e.g. {shown(host)}"

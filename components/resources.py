@@ -56,7 +56,8 @@ def kubernetes_patch(resource_name: str, manifest: dict[str, Any], opts: pulumi.
     return patch(resource_name, metadata=manifest["metadata"], opts=opts)  # type: ignore[no-any-return]
 
 
-def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: str, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: str,
+                    opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Read an existing object. Reads run in preview too, so a missing one stops the program
     before anything is created (the provider reports that it does not exist)."""
     if (api_version, kind) == ("v1", "Namespace"):

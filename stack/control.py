@@ -52,7 +52,7 @@ def custom_resources(config: StackConfig) -> tuple[str, ...]:
         gateway_api.append("httproutes.gateway.networking.k8s.io")
     if any(service.tls_origination for service in config.services):
         istio.append("destinationrules.networking.istio.io")
-    return tuple([*([] if config.gateway_api.install else gateway_api), *([] if config.istio.install else istio)])
+    return (*([] if config.gateway_api.install else gateway_api), *([] if config.istio.install else istio))
 
 
 def granted_namespaces(config: StackConfig) -> dict[str, list[str]]:
@@ -134,7 +134,8 @@ class EgressAccessControl(pulumi.ComponentResource):
                 "v1", "Namespace", config.database_namespace, ready)
         self.databases = {
             database.name: ExternalDatabase(f"{name}/database/{database.name}", ExternalDatabaseArgs(
-                **doors, visible_to=visible_to[database.name], namespace=config.egress_namespace, port=database.port, address=database.address, service_name=database.name,
+                **doors, visible_to=visible_to[database.name], namespace=config.egress_namespace, port=database.port,
+                address=database.address, service_name=database.name,
                 stand_in_namespace=config.database_namespace if database.is_stand_in else None,
                 pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
                 stand_in_ingress_policy=protection.database_ingress_policy,

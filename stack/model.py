@@ -30,17 +30,17 @@ from components import manifests
 from components.grants import identities_in_order
 from components.names import shown
 from components.values import (
-    DEFAULT_EGRESS_GATEWAY_SELECTOR,
-    Dataplane,
-    EgressGatewayRef,
     DEFAULT_DATABASE_NAMESPACE,
     DEFAULT_DATABASE_PORT,
+    DEFAULT_EGRESS_GATEWAY_SELECTOR,
     DEFAULT_EGRESS_NAMESPACE,
     DEFAULT_ISTIO_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     DEFAULT_WAYPOINT_NAME,
     RESERVED_NAMESPACES,
     SYSTEM_NAMESPACES,
+    Dataplane,
+    EgressGatewayRef,
     Protocol,
     ServicePort,
 )
@@ -50,8 +50,8 @@ from .types import (
     Address,
     Cidr,
     Flag,
-    HeaderMap,
     GatewayApiVersion,
+    HeaderMap,
     HttpMethod,
     IstioVersion,
     Label,

@@ -64,7 +64,8 @@ def _in_order(problems: list[tuple[tuple[str | int, ...], str]]) -> list[tuple[t
     return sorted(problems, key=lambda found: position(found[0]))
 
 
-def parse_pulumi_config(raw: Mapping[str, str], project: str = PROJECT, *, secret_keys: frozenset[str] = frozenset()) -> StackConfig:
+def parse_pulumi_config(raw: Mapping[str, str], project: str = PROJECT, *,
+                        secret_keys: frozenset[str] = frozenset()) -> StackConfig:
     """Validate config as Pulumi hands it to a program: `<namespace>:<key>` → text."""
     prefix = f"{project}:"
     problems = [problem for key in raw if (problem := _foreign_key_problem(key, project))]
@@ -131,7 +132,8 @@ def read_stack_file(path: Path) -> StackFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[:error.start].count(b"\n") + 1
-        raise ConfigError([f"{path.name} line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the file as UTF-8"]) from None
+        byte = data[error.start]
+        raise ConfigError([f"{path.name} line {line}: byte 0x{byte:02x} is not UTF-8; save the file as UTF-8"]) from None
     try:
         document = yaml.load(text, Loader=_PulumiYamlLoader)
     except yaml.constructor.ConstructorError as error:
@@ -211,7 +213,8 @@ class _PulumiYamlLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 _BOOL_1_2 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL_1_2 = re.compile(r"^(?:~|null|Null|NULL|)$")
 _INT_1_2 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT_1_2 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_FLOAT_1_2 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 _PulumiYamlLoader.yaml_implicit_resolvers = {}
 for tag, pattern, first in (

@@ -72,7 +72,8 @@ def _address(text: str) -> str:
 
 
 Address = Annotated[StrictStr, AfterValidator(_address), WithJsonSchema({
-    "type": "string", "maxLength": MAX_DNS_NAME, "description": "An IPv4 address or a DNS name, e.g. 10.20.30.40 or orders.example.com."})]
+    "type": "string", "maxLength": MAX_DNS_NAME,
+    "description": "An IPv4 address or a DNS name, e.g. 10.20.30.40 or orders.example.com."})]
 
 
 def _port(value: Any) -> int:

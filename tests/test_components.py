@@ -18,9 +18,8 @@ from components import (
     NamespaceGrantArgs,
     ServicePort,
 )
-from tools.mock_engine import DuplicateUrn, RecordingMocks, is_secret, resolved, run_on_mocks
-
 from components.values import RouteNamespaces, Waypoint
+from tools.mock_engine import DuplicateUrn, RecordingMocks, is_secret, resolved, run_on_mocks
 
 from .support import objects
 

@@ -128,9 +128,9 @@ def wild_configs(hostile: st.SearchStrategy) -> st.SearchStrategy:
     database = entries({"name": names(DATABASE_POOL, hostile), "port": ports | hostile,
                         "address": addresses | hostile}, hostile)
     service_port = entries({"number": ports | hostile,
-                            "protocol": st.sampled_from(PROTOCOLS + ("http", "UDP", "")) | hostile,
+                            "protocol": st.sampled_from((*PROTOCOLS, "http", "UDP", "")) | hostile,
                             "name": names(("http", "web"), hostile)}, hostile)
-    sample_request = entries({"method": st.sampled_from(HTTP_METHODS + ("get", "FETCH")) | hostile,
+    sample_request = entries({"method": st.sampled_from((*HTTP_METHODS, "get", "FETCH")) | hostile,
                               "path": st.sampled_from(["/", "/get", "/api/*", "*.json", "*", "get", "/a*b"]) | hostile},
                              hostile)
     service = entries({
@@ -145,7 +145,7 @@ def wild_configs(hostile: st.SearchStrategy) -> st.SearchStrategy:
     }, hostile)
     access = st.one_of(st.sampled_from(SERVICE_POOL), entries({
         "name": names(SERVICE_POOL, hostile),
-        "methods": lists_of(st.sampled_from(HTTP_METHODS + ("get",)) | hostile, hostile, huge=st.just(["GET"] * 150)),
+        "methods": lists_of(st.sampled_from((*HTTP_METHODS, "get")) | hostile, hostile, huge=st.just(["GET"] * 150)),
         "paths": lists_of(st.sampled_from(["/get", "/api/*", "*", "x"]) | hostile, hostile, huge=st.just(["/"] * 150)),
         "serviceAccounts": lists_of(names(("api", "worker"), hostile), hostile, huge=st.just(["api"] * 150)),
     }, hostile))
@@ -183,7 +183,7 @@ def unknown_top_level_keys(hostile: st.SearchStrategy) -> st.SearchStrategy:
 
 
 service_names = st.sampled_from(DATABASE_POOL) | dns_labels(LOWER, max_middle=20)
-labels = st.sampled_from(NAMESPACE_POOL[:3] + ("api", "worker")) | dns_labels(LOWER + DIGITS, max_middle=20)
+labels = st.sampled_from((*NAMESPACE_POOL[:3], "api", "worker")) | dns_labels(LOWER + DIGITS, max_middle=20)
 # All-digit dotted names read as (bad) IPv4 addresses, so a sound DNS name has a letter somewhere.
 dns_names = st.lists(labels, min_size=1, max_size=4).map(".".join).filter(lambda name: not name.replace(".", "").isdigit())
 sound_booleans = st.booleans() | st.sampled_from(["true", "false"])
@@ -229,7 +229,8 @@ def sound_configs(draw, *, max_entries: int = 4, huge: bool = True) -> dict[str,
         numbers = draw(sound_port_numbers)
         protocols = [draw(st.sampled_from(PROTOCOLS)) for _ in numbers]
         services.append({"name": name, "host": draw(sound_hosts),
-                         "ports": [{"number": number, "protocol": protocol} for number, protocol in zip(numbers, protocols)]})
+                         "ports": [{"number": number, "protocol": protocol}
+                                   for number, protocol in zip(numbers, protocols, strict=True)]})
         if "HTTP" in protocols:
             http_services.append(name)
     if services:
@@ -303,7 +304,7 @@ def mutated(draw, base: st.SearchStrategy, hostile: st.SearchStrategy) -> dict[s
         if how == "add" or not places:
             maps = [config] + [item for item in (c[k] for c, k in places) if isinstance(item, dict)]
             target = maps[draw(st.integers(0, len(maps) - 1))]
-            target[draw(st.sampled_from(MISSPELT_TOP_LEVEL_KEYS + ("nme", "prot", "databses", "namespce"))
+            target[draw(st.sampled_from((*MISSPELT_TOP_LEVEL_KEYS, "nme", "prot", "databses", "namespce"))
                         | st.text(max_size=12))] = draw(hostile)
             continue
         container, key = places[draw(st.integers(0, len(places) - 1))]
@@ -497,13 +498,14 @@ wild_program_configs = st.fixed_dictionaries({
                                   small_json), max_size=3)}, optional={
     "grants": st.lists(entries({
         "namespace": st.sampled_from(NAMESPACE_POOL) | small_json,
-        "databases": st.lists(st.sampled_from(DATABASE_POOL + ("mysql-9",)) | small_json, max_size=3),
+        "databases": st.lists(st.sampled_from((*DATABASE_POOL, "mysql-9")) | small_json, max_size=3),
         "serviceAccounts": st.lists(st.sampled_from(["api", "Bad"]), max_size=2),
     }, small_json), max_size=3),
     "testClients": booleans_or_strings,
     "egressNamespace": st.sampled_from(["istio-egress", "egress", "Egress"]) | small_json,
     "bypassProtection": entries({"databaseIngressPolicy": booleans_or_strings}, small_json),
-    "egressLockdown": entries({"enabled": booleans_or_strings, "allowCidrs": st.lists(st.sampled_from(["10.0.0.1", "10.0.0.1/8", "x"]))}, small_json),
+    "egressLockdown": entries({"enabled": booleans_or_strings,
+                               "allowCidrs": st.lists(st.sampled_from(["10.0.0.1", "10.0.0.1/8", "x"]))}, small_json),
     "databse": small_json,
 })
 

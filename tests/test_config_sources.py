@@ -94,7 +94,7 @@ def test_an_unknown_top_level_key_in_a_stack_file_is_named(tmp_path):
 
 def test_a_secret_config_value_is_refused_because_it_would_not_stay_secret(tmp_path):
     path = stack_file(tmp_path, SOUND + "  ambient-egress:trustDomain:\n    secure: v1:abcdef\n")
-    [secret, *rest] = problems(path)
+    [secret, *_rest] = problems(path)
     assert secret == (f"Pulumi.test.yaml: {P}trustDomain: is stored as a secret, but its values name and address "
                       "Kubernetes objects, which are never secret in the cluster or in the state; set it without --secret")
 

@@ -3,6 +3,8 @@ first, with everything else waiting for them (seeds 002 and 004 install both by 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stack import ConfigError, parse_config
@@ -30,7 +32,7 @@ def test_istio_installs_from_its_four_ambient_charts_pinned_to_the_version_in_or
         ("1.30.3", "istio-system", CHART_REPOSITORY)}
     assert [inputs["createNamespace"] for inputs in installed.values()] == [True, False, False, False]
     chain = list(installed)
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert before in bootstrapped.dependencies[after], (before, after)
 
 
@@ -55,7 +57,8 @@ def test_the_gateway_api_crds_come_from_the_pinned_standard_channel_release_befo
 
 
 @pytest.mark.parametrize("resource", [
-    "egress/egress-gateway/waypoint", "egress/egress-gateway/namespace", "egress/database/postgres-1/external-service/service-entry",
+    "egress/egress-gateway/waypoint", "egress/egress-gateway/namespace",
+    "egress/database/postgres-1/external-service/service-entry",
     "egress/database/postgres-1/external-service/allow-nothing", "egress/grant/rds-demo-1/policy/postgres-1",
     "egress/database/postgres-1/deployment",
 ])

@@ -36,7 +36,8 @@ def topologies(draw) -> tuple[dict, dict]:
     grants = [
         {"namespace": namespace,
          "databases": draw(st.lists(st.sampled_from(names), min_size=1, unique=True)),
-         **({"serviceAccounts": accounts} if (accounts := draw(st.lists(st.sampled_from(ACCOUNTS), unique=True, max_size=2))) else {})}
+         **({"serviceAccounts": accounts}
+            if (accounts := draw(st.lists(st.sampled_from(ACCOUNTS), unique=True, max_size=2))) else {})}
         for namespace in draw(st.lists(st.sampled_from(NAMESPACES), unique=True, max_size=4))
     ]
     lockdown = {"enabled": draw(st.booleans())}

@@ -26,7 +26,8 @@ def test_a_grant_to_an_existing_namespace_labels_it_for_ambient_and_creates_no_n
 
 def test_an_existing_namespace_is_read_first_so_a_missing_one_stops_the_preview(prod):
     reads = {resource.name: resource for resource in prod.reads()}
-    existing = {f"egress/grant/{namespace}/existing-namespace: create it, or let the grant own it" for namespace in PROD_NAMESPACES}
+    existing = {f"egress/grant/{namespace}/existing-namespace: create it, or let the grant own it"
+                for namespace in PROD_NAMESPACES}
     assert existing <= set(reads)
     assert existing & prod.dependencies["egress/grant/shop/namespace-labels"]
 

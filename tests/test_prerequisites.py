@@ -100,7 +100,8 @@ def test_a_cluster_older_than_the_stacks_istio_version_stops_the_run_and_says_wh
 
 
 def test_the_istio_version_is_exported():
-    assert resolved(run(dev_values(istio={"version": "1.28"}), cluster=Cluster(istio_version="1.28.1")).outputs["istioVersion"]) == "1.28.1"
+    program = run(dev_values(istio={"version": "1.28"}), cluster=Cluster(istio_version="1.28.1"))
+    assert resolved(program.outputs["istioVersion"]) == "1.28.1"
 
 
 @pytest.mark.parametrize(("metadata", "spec", "version"), [

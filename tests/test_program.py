@@ -206,7 +206,7 @@ def test_database_nobody_is_granted_has_only_the_allow_nothing_baseline():
 
 
 def test_every_service_entry_has_an_allow_nothing_baseline_in_its_namespace(dev):
-    for key, entry in objects(dev, "ServiceEntry").items():
+    for key in objects(dev, "ServiceEntry"):
         baseline = objects(dev, GRANT_POLICY)[f"{key}-allow-nothing"]
         assert "rules" not in baseline["spec"], key
 
@@ -254,7 +254,8 @@ def test_test_clients_carry_pg_isready_and_are_left_out_by_default(dev):
 
 
 def test_adding_a_grant_touches_only_that_grants_resources(dev):
-    extended = run(dev_values(grants=[*dev_values()["grants"], {"namespace": "rds-demo-3", "databases": ["postgres-1", "postgres-2"]}]))
+    new_grant = {"namespace": "rds-demo-3", "databases": ["postgres-1", "postgres-2"]}
+    extended = run(dev_values(grants=[*dev_values()["grants"], new_grant]))
     before = {(r.type, r.name): r.manifest() for r in dev.resources}
     after = {(r.type, r.name): r.manifest() for r in extended.resources}
     assert all(after[key] == manifest for key, manifest in before.items())

@@ -68,7 +68,8 @@ STACKS = {
     "prod": lambda: run(stack_values("prod"), {}),
     "every-option": lambda: run(EVERY_OPTION_CONFIG, EVERY_OPTION_LOAD_BALANCERS),
     "sidecar": lambda: run({**EVERY_OPTION_CONFIG, "dataplane": "sidecar",
-                            "services": [{**service, "ports": service["ports"][:1]} for service in EVERY_OPTION_CONFIG["services"]]},
+                            "services": [{**service, "ports": service["ports"][:1]}
+                                         for service in EVERY_OPTION_CONFIG["services"]]},
                            EVERY_OPTION_LOAD_BALANCERS),
     "bootstrap": lambda: run(stack_values("dev", istio={"install": True, "version": "1.30.3"}, gatewayApi={"install": True}),
                              DEV_LOAD_BALANCERS),
@@ -97,7 +98,8 @@ def test_every_rendered_manifest_conforms_to_its_schema(rendered, stack):
 
 @requires_schemas
 def test_every_rendered_kind_has_a_schema(rendered):
-    kinds = {(manifest["apiVersion"], manifest["kind"]) for manifests_of_stack in rendered.values() for manifest in manifests_of_stack}
+    kinds = {(manifest["apiVersion"], manifest["kind"])
+             for manifests_of_stack in rendered.values() for manifest in manifests_of_stack}
     unknown = sorted(kind for kind in kinds if not has_schema(*kind))
     assert unknown == [], f"no CRD and no Kubernetes {KUBERNETES_VERSION} schema for these kinds"
 

@@ -53,7 +53,8 @@ def test_admin_may_do_anything_and_everyone_else_only_get_slash_get(seed_004, se
 def test_other_namespaces_get_nothing_from_the_http_service(seed_004):
     outsider = Request("elsewhere", ObjectRef("istio-egress", "httpbin"), 80, method="GET", path="/get")
     index = MeshIndex([*seed_004.applied(), {"apiVersion": "v1", "kind": "Namespace",
-                                               "metadata": {"name": "elsewhere", "labels": {"istio.io/dataplane-mode": "ambient"}}}])
+                                               "metadata": {"name": "elsewhere",
+                                                            "labels": {"istio.io/dataplane-mode": "ambient"}}}])
     assert evaluate(index, outsider).decision.value == "DENY"
 
 
@@ -91,7 +92,8 @@ def test_a_ca_without_tls_origination_is_refused():
 
 def test_request_header_is_added_by_an_httproute_bound_to_the_service_entry(seed_004):
     route = objects(seed_004, "HTTPRoute")["istio-egress/httpbin-request-headers"]
-    assert route["spec"]["parentRefs"] == [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "httpbin", "port": 80}]
+    assert route["spec"]["parentRefs"] == [
+        {"group": "networking.istio.io", "kind": "ServiceEntry", "name": "httpbin", "port": 80}]
     rule = route["spec"]["rules"][0]
     assert rule["filters"][0]["requestHeaderModifier"]["add"] == [{"name": "my-added-header", "value": "added-value"}]
     assert rule["backendRefs"] == [{"group": "networking.istio.io", "kind": "Hostname", "name": "httpbin.org", "port": 80}]
@@ -115,7 +117,8 @@ def test_tls_service_grant_is_a_plain_tcp_rule():
         {"name": "queue", "host": "192.0.2.5", "ports": [{"number": 5671, "protocol": "TLS"}]}],
         "grants": [{"namespace": "workers", "services": ["queue"]}]}, RecordingMocks())
     policy = objects(program, "AuthorizationPolicy")["istio-egress/allow-queue-from-workers"]
-    assert policy["spec"]["rules"] == [{"from": [{"source": {"namespaces": ["workers"]}}], "to": [{"operation": {"ports": ["5671"]}}]}]
+    assert policy["spec"]["rules"] == [
+        {"from": [{"source": {"namespaces": ["workers"]}}], "to": [{"operation": {"ports": ["5671"]}}]}]
     entry = objects(program, "ServiceEntry")["istio-egress/queue"]
     assert entry["spec"]["hosts"] == ["192.0.2.5.nip.io"] and entry["spec"]["addresses"] == ["192.0.2.5"]
 
@@ -131,7 +134,8 @@ def test_methods_or_paths_on_a_non_http_service_are_rejected_with_the_reason(pro
     problems = _problems({"databases": [], "services": [{"name": "api", "host": "api.example.com",
                                                         "ports": [{"number": 443, "protocol": protocol}]}],
                           "grants": [{"namespace": "apps", "services": [{"name": "api", "methods": ["GET"]}]}]})
-    assert "ambient-egress:grants[0].services[0].methods: api has no HTTP port, and TCP policies may use only ports, namespaces and principals" in problems
+    assert ("ambient-egress:grants[0].services[0].methods: api has no HTTP port, "
+            "and TCP policies may use only ports, namespaces and principals") in problems
 
 
 def test_l7_on_tcp_registers_nothing():
@@ -147,8 +151,10 @@ def test_l7_on_tcp_registers_nothing():
      "services[0].tlsOrigination", "needs every port to be HTTP"),
     ({**HTTPBIN, "tlsOrigination": False, "ports": [{"number": 80, "protocol": "HTTP"}, {"number": 8080, "protocol": "HTTP"}]},
      "services[0].requestHeaders", "needs exactly one HTTP port"),
-    ({**HTTPBIN, "ports": [{"number": 80, "protocol": "GRPC"}]}, "services[0].ports[0].protocol", "must be one of TCP, HTTP, HTTPS, TLS"),
-    ({**HTTPBIN, "sampleRequests": [{"method": "GET", "path": "get"}]}, "services[0].sampleRequests[0].path", "must be an Istio path"),
+    ({**HTTPBIN, "ports": [{"number": 80, "protocol": "GRPC"}]},
+     "services[0].ports[0].protocol", "must be one of TCP, HTTP, HTTPS, TLS"),
+    ({**HTTPBIN, "sampleRequests": [{"method": "GET", "path": "get"}]},
+     "services[0].sampleRequests[0].path", "must be an Istio path"),
     ({**HTTPBIN, "requestHeaders": {"Bad Header": "x"}}, "services[0].requestHeaders.Bad Header", "lowercase"),
 ])
 def test_invalid_service_fields_name_their_key(service, key, fragment):

@@ -101,7 +101,8 @@ class Cluster:
         namespace, _, name = object_id.rpartition("/")
         state: dict[str, Any] = {"metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
         if kind == "DaemonSet":
-            image = f"docker.io/istio/ztunnel:{self.istio_version}-distroless" if self.istio_version else "registry.local/ztunnel:custom"
+            image = (f"docker.io/istio/ztunnel:{self.istio_version}-distroless" if self.istio_version
+                     else "registry.local/ztunnel:custom")
             state["spec"] = {"template": {"spec": {"containers": [{"name": "istio-proxy", "image": image}]}}}
         elif kind == "GatewayClass":
             state["spec"] = {"controllerName": "istio.io/mesh-controller"}

@@ -114,7 +114,8 @@ def tls_origination_rule(name: str, namespace_name: str, host: Any, *, credentia
     }
 
 
-def request_header_route(name: str, namespace_name: str, *, host: Any, port: int, headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def request_header_route(name: str, namespace_name: str, *, host: Any, port: int,
+                         headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Headers added at the egress waypoint: an HTTPRoute bound to the ServiceEntry, routing back to its host.
 
     Gateway API routes are how ambient waypoints take traffic rules; VirtualService there is alpha.

@@ -11,7 +11,8 @@ from .core import metadata
 from .mesh import SERVICE_ENTRY_REF
 
 
-def _authorization_policy(name: str, namespace_name: str, service_entry_name: str, rules: list[dict[str, Any]] | None) -> dict[str, Any]:
+def _authorization_policy(name: str, namespace_name: str, service_entry_name: str,
+                          rules: list[dict[str, Any]] | None) -> dict[str, Any]:
     spec: dict[str, Any] = {"targetRefs": [{**SERVICE_ENTRY_REF, "name": service_entry_name}], "action": "ALLOW"}
     if rules is not None:
         spec["rules"] = rules
@@ -56,6 +57,8 @@ def access_rule(
     return {"from": [{"source": source}], "to": [{"operation": operation}]}
 
 
-def grant_policy(service_entry_name: str, namespace_name: str, *, source_namespace: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+def grant_policy(service_entry_name: str, namespace_name: str, *, source_namespace: str,
+                 rules: list[dict[str, Any]]) -> dict[str, Any]:
     """ALLOW one source namespace's access to one ServiceEntry: one policy per grant and target."""
-    return _authorization_policy(grant_policy_name(service_entry_name, source_namespace), namespace_name, service_entry_name, rules)
+    name = grant_policy_name(service_entry_name, source_namespace)
+    return _authorization_policy(name, namespace_name, service_entry_name, rules)

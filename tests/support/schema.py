@@ -180,7 +180,8 @@ def _list_type(validator: Any, list_type: str, instance: Any, schema: Mapping[st
 
 # Kubernetes compiles CEL with library extensions; cel-python has only standard CEL, so the ones
 # these CRDs call are supplied here. A rule calling any other is reported as not evaluable, never passed.
-def _cel_substring(text: celtypes.StringType, start: celtypes.IntType, end: celtypes.IntType | None = None) -> celtypes.StringType:
+def _cel_substring(text: celtypes.StringType, start: celtypes.IntType,
+                   end: celtypes.IntType | None = None) -> celtypes.StringType:
     return celtypes.StringType(text[start:end])
 
 
@@ -205,7 +206,8 @@ def evaluate_cel(expression: str, variables: Mapping[str, Any]) -> Any:
     return _cel_program(expression).evaluate({name: celpy.json_to_cel(value) for name, value in variables.items()})
 
 
-def _cel_validations(validator: Any, validations: list[Mapping[str, Any]], instance: Any, schema: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
+def _cel_validations(validator: Any, validations: list[Mapping[str, Any]], instance: Any,
+                     schema: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
     for validation in validations:
         rule = validation["rule"]
         if _TRANSITION_RULE.search(rule):

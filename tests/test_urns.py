@@ -45,3 +45,9 @@ def test_two_grants_whose_policy_names_would_be_one_object_are_rejected_naming_b
     assert raised.value.problems == (
         f"{P}grants[1].namespace: its policy for 'a-from-b' would be named allow-a-from-b-from-c, like the policy of "
         f"{P}grants[0] for 'a'; rename the namespace or the target",)
+
+
+def test_a_run_on_the_mock_engine_starts_with_no_exports_from_the_run_before():
+    first = run_on_mocks(lambda: pulumi.export("onlyInTheFirstRun", "x"))
+    second = run_on_mocks(lambda: pulumi.export("inTheSecondRun", "y"))
+    assert (sorted(first.outputs), sorted(second.outputs)) == (["onlyInTheFirstRun"], ["inTheSecondRun"])

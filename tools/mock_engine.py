@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import get_root_resource, reset_options
 from pulumi.runtime.sync_await import _sync_await
 
 from stack import PROJECT, pulumi_form
@@ -289,6 +289,8 @@ def run_on_mocks(
     mocks = mocks or RecordingMocks()
     mocks.preview = preview
     monitor = RecordingMonitor(mocks)
+    # set_mocks keeps an existing root Stack, and with it the previous run's exports: start from none.
+    reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(pulumi_form(config or {}), list(secret_keys))
     run = ProgramRun(resources=mocks.registered)

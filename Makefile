@@ -8,7 +8,7 @@ PLAN_DIR ?= build/plan/$(STACK)
 
 BASE ?= origin/main
 
-.PHONY: test lint plan plan-diff verify bench schema clean
+.PHONY: test lint plan plan-diff verify e2e bench schema clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ plan-diff: $(BIN)/.installed
 
 verify: $(BIN)/.installed
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+
+# From an empty kind cluster to a verified table and back (Pulumi.kind.yaml); needs docker, kind,
+# kubectl and the Pulumi CLI. docs/readme-kind.md walks through it.
+e2e: $(BIN)/.installed
+	$(BIN)/python -m tools.e2e $(E2E_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)

@@ -173,9 +173,9 @@ def cluster(probes_: Mapping[tuple[str, str], CompletedRun] | None = None, **obj
     (namespace, address dialled)) and objects (gateway, service_entries, policies, pod_<namespace>)."""
     responses = reachable_cluster()
     responses[("get", GATEWAY_RESOURCE, "waypoint")] = objects.get("gateway", json_run(gateway()))
-    responses[("get", SERVICE_ENTRY_RESOURCE)] = objects.get(
+    responses[("get", SERVICE_ENTRY_RESOURCE, "-n", "istio-egress")] = objects.get(
         "service_entries", listed(*(bound_service_entry(name) for name in LB)))
-    responses[("get", POLICY_RESOURCE)] = objects.get("policies", listed(*reference_policies()))
+    responses[("get", POLICY_RESOURCE, "-n", "istio-egress")] = objects.get("policies", listed(*reference_policies()))
     for namespace in NAMESPACES:
         pod = objects.get(f"pod_{namespace.replace('-', '_')}", json_run(ready_pod(namespace)))
         responses[("get", "pod", "client", "-n", namespace)] = pod

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from components.manifests import service_entry
+from components.values import ServicePort
 from tools import verify
+from tools.verify import probes
 from tools.verify.process import CompletedRun
 from tools.verify.status import GATEWAY_RESOURCE
 
@@ -20,6 +23,7 @@ from .test_verify import (
     HOSTS,
     LB,
     NAMESPACES,
+    WAYPOINT,
     FakeExecutor,
     check_rows,
     cluster,
@@ -34,6 +38,7 @@ from .test_verify import (
     run_verify,
     status_rows,
     tcp,
+    with_condition,
     write_plan,
 )
 
@@ -289,3 +294,24 @@ def test_a_plan_that_names_no_waypoint_has_every_project_waypoint_in_the_egress_
     assert code == 1
     assert status_rows(out)[("Gateway istio-egress/waypoint", "Programmed")] == ["FAIL", "Programmed=False (Invalid: no class)"]
     assert f"note: {project_dir / 'plan.json'} names no waypoint" in out
+
+
+def test_a_database_port_that_names_no_engine_is_probed_as_postgresql_and_another_engine_s_as_plain_tcp(project_dir):
+    pgbouncer = {"name": "reporting", "kind": "database", "serviceEntry": "istio-egress/reporting",
+                 "hosts": ["reporting.example.com"], "ports": [{"number": 6432, "protocol": "TCP", "name": "tcp-6432"}]}
+    mysql = {"name": "sessions", "kind": "database", "serviceEntry": "istio-egress/sessions",
+             "hosts": ["sessions.example.com"], "ports": [{"number": 3306, "protocol": "TCP", "name": "tcp-mysql"}]}
+    write_plan(project_dir, reference_plan(clients=["rds-demo-1"], targets=[pgbouncer, mysql], otherDestinations={}, verdicts={
+        "rds-demo-1": {"istio-egress/reporting": ALLOW, "istio-egress/sessions": DENY}}))
+    live = [with_condition(service_entry(target["name"], "istio-egress", host=target["hosts"][0], addresses=None,
+                                         ports=[ServicePort.tcp(target["ports"][0]["number"])], waypoint=WAYPOINT),
+                           "istio.io/WaypointBound") for target in (pgbouncer, mysql)]
+    responses = cluster({("rds-demo-1", "reporting.example.com"): pg_isready("reporting.example.com", 0),
+                         ("rds-demo-1", "sessions.example.com"): tcp("closed")}, service_entries=listed(*live))
+    executor = FakeExecutor(responses)
+
+    code = run_verify(project_dir, executor)
+
+    scripts = {argv[argv.index("verify-probe") + 1]: argv[argv.index("bash") + 2] for argv, _ in executor.execs()}
+    assert code == 0
+    assert scripts == {"reporting.example.com": probes.PG_ISREADY_SCRIPT, "sessions.example.com": probes.TCP_SCRIPT}

@@ -70,7 +70,8 @@ class Steps:
     sleep: Sleep
     done: list[Step] = field(default_factory=list)
 
-    def run(self, name: str, executor: Executor, argv: list[str], timeout: float, *, attempts: int = 1) -> bool:
+    def run(self, name: str, executor: Executor, argv: list[str], timeout: float, *, attempts: int = 1,
+            pause: float = 0.0) -> bool:
         started = self.clock()
         for attempt in range(1, attempts + 1):
             again = f" (attempt {attempt} of {attempts})" if attempt > 1 else ""
@@ -79,8 +80,8 @@ class Steps:
             run = executor.run(argv, timeout)
             if run.exit_code == 0 or attempt == attempts:
                 break
-            self.out.write(f"e2e: {_why(run, timeout)}; trying again in {POOL_PAUSE_SECONDS:g}s\n")
-            self.sleep(POOL_PAUSE_SECONDS)
+            self.out.write(f"e2e: {_why(run, timeout)}; trying again in {pause:g}s\n")
+            self.sleep(pause)
         return self.record(name, run.exit_code == 0, self.clock() - started, "" if run.exit_code == 0 else _why(run, timeout))
 
     def record(self, name: str, ok: bool | None, seconds: float | None, detail: str = "") -> bool:
@@ -109,7 +110,7 @@ def _why(run: CompletedRun, timeout: float) -> str:
 
 
 @dataclass(frozen=True)
-class Target:
+class KindStack:
     """The stack and cluster a run works on, from the stack file."""
 
     stack: str
@@ -119,7 +120,7 @@ class Target:
     stack_file: Path
 
 
-def read_target(stack: str, project_dir: Path) -> Target:
+def read_target(stack: str, project_dir: Path) -> KindStack:
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise CannotStart(f"no stack file {path.name} in {project_dir}: the e2e run deploys it")
@@ -134,7 +135,7 @@ def read_target(stack: str, project_dir: Path) -> Target:
                           f"(got {context or 'none'})")
     if not config.test_clients:
         raise CannotStart(f"{path.name}: set ambient-egress:testClients: true; make verify probes from those pods")
-    return Target(stack, context, context.removeprefix("kind-"), config, path)
+    return KindStack(stack, context, context.removeprefix("kind-"), config, path)
 
 
 def pinned_pulumi_version(project_dir: Path) -> str:
@@ -185,7 +186,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 class Run:
     """One e2e run: what has been created so far decides what teardown does."""
 
-    target: Target
+    target: KindStack
     tools: Tools
     steps: Steps
     project_dir: Path
@@ -241,7 +242,7 @@ class Run:
         pool.parent.mkdir(parents=True, exist_ok=True)
         pool.write_text(pool_manifests(first, last))
         return self.steps.run(f"MetalLB address pool {first}-{last}", self.tools.steps, self.kubectl("apply", "-f", str(pool)),
-                              TIMEOUTS["kubectl"], attempts=POOL_ATTEMPTS)
+                              TIMEOUTS["kubectl"], attempts=POOL_ATTEMPTS, pause=POOL_PAUSE_SECONDS)
 
     def create_stack(self) -> bool:
         if self.user_backend:
@@ -281,7 +282,7 @@ class Run:
                            TIMEOUTS["delete"])
 
 
-def start(args: argparse.Namespace, tools: Tools, project_dir: Path) -> Target:
+def start(args: argparse.Namespace, tools: Tools, project_dir: Path) -> KindStack:
     """Everything checked before the first step; CannotStart names all that is missing."""
     target = read_target(args.stack, project_dir)
     missing = missing_tools(tools.quiet, pulumi_version=pinned_pulumi_version(project_dir))

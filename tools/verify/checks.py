@@ -22,6 +22,7 @@ from .kubectl import Kubectl
 from .probes import HttpRequest, Observation, Outcome, PgIsReady, Probe, TcpConnect, observe
 
 Clock = Callable[[], float]
+UNDECLARED_VIA = "undeclared"
 
 
 class Rule(Enum):
@@ -159,7 +160,7 @@ def _cell_checks(expectations: Expectations, client: ClientPod, row: str, target
         rule = _RULES.get(verdict or "", Rule.OBSERVE)
         for via, address in [*(("host", host) for host in target.hosts), *(("ip", ip) for ip in target.addresses)]:
             yield Check(row, client.namespace, label, via, verdict or "-", rule,
-                        probe=None if unprobed else _probe(address, port, target.hosts[0]), unprobed=unprobed)
+                        probe=None if unprobed else _probe(target, address, port), unprobed=unprobed)
 
 
 def _unprobed(expectations: Expectations, verdict: str | None, target: Target, port: Port) -> tuple[Result, str] | None:
@@ -175,11 +176,11 @@ def _unprobed(expectations: Expectations, verdict: str | None, target: Target, p
     return None
 
 
-def _probe(address: str, port: Port, host: str) -> Probe:
-    if port.speaks_postgres:
+def _probe(target: Target, address: str, port: Port) -> Probe:
+    if target.speaks_postgres(port):
         return PgIsReady(address, port.number)
     if port.protocol == "HTTP":
-        return HttpRequest(address, port.number, "GET", "/", host)
+        return HttpRequest(address, port.number, "GET", "/", target.hosts[0])
     return TcpConnect(address, port.number)
 
 
@@ -201,11 +202,11 @@ def _sample_check(expectations: Expectations, client: ClientPod, sample: SampleR
 def _undeclared_check(expectations: Expectations, client: ClientPod, row: str, undeclared: Undeclared) -> Check:
     verdict, why_open = expectations.undeclared_verdict(row, undeclared.host)
     if verdict is None:
-        return Check(row, client.namespace, str(undeclared), "undeclared", "-", Rule.OBSERVE,
+        return Check(row, client.namespace, str(undeclared), UNDECLARED_VIA, "-", Rule.OBSERVE,
                      unprobed=(Result.SKIP, f"{expectations.source} does not say whether {row}'s egress is locked down"))
     rule = Rule.REFUSE if verdict == DENY else Rule.OBSERVE
     expected = verdict if why_open is None else f"{verdict} ({why_open})"
-    return Check(row, client.namespace, str(undeclared), "undeclared", expected, rule,
+    return Check(row, client.namespace, str(undeclared), UNDECLARED_VIA, expected, rule,
                  probe=TcpConnect(undeclared.host, undeclared.port))
 
 

@@ -24,6 +24,7 @@ from .process import COMMAND_NOT_FOUND, Executor, failure
 ALLOW, DENY, LIMITED, OPEN = Decision.ALLOW.value, Decision.DENY.value, Decision.LIMITED.value, Decision.OPEN.value
 VERDICTS = frozenset(decision.value for decision in Decision)
 PLAN_FORMAT = "ambient-egress.plan/1"
+DATABASE = "database"
 PULUMI_TIMEOUT_SECONDS = 120
 # RFC 5737: documentation-only, never routed. `make plan` takes its placeholder LoadBalancer
 # addresses from here, so a plan with them names no address a client could reach.
@@ -36,10 +37,6 @@ class Port:
     protocol: str
     """TCP, HTTP, HTTPS or TLS; empty when the source does not say."""
     name: str = ""
-
-    @property
-    def speaks_postgres(self) -> bool:
-        return self.name == POSTGRES_PORT_NAME
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,12 @@ class Target:
     @property
     def namespace(self) -> str:
         return self.service_entry.partition("/")[0]
+
+    def speaks_postgres(self, port: Port) -> bool:
+        """A port named for PostgreSQL, or a database's port whose name names no engine (the
+        components name a database port after its engine when its number tells it)."""
+        unnamed = port.name in ("", f"tcp-{port.number}")
+        return port.name == POSTGRES_PORT_NAME or (self.kind == DATABASE and unnamed)
 
 
 @dataclass(frozen=True)
@@ -301,7 +304,7 @@ def _output_targets(document: _Document, outputs: Mapping[str, Any], egress: str
         entry = document.mapping(entry, f"databases.{name}")
         number = document.port_number(entry.get("port"), f"databases.{name}.port")
         # A database's ServiceEntry port is named as the components name it, from its number.
-        targets.append(Target(name=name, kind="database", service_entry=f"{egress}/{name}",
+        targets.append(Target(name=name, kind=DATABASE, service_entry=f"{egress}/{name}",
                               hosts=(document.text(entry.get("host"), f"databases.{name}.host"),),
                               ports=(Port(number, "TCP", database_port(number).port_name),)))
     for name, entry in document.mapping(outputs.get("services", {}), "services").items():

@@ -9,14 +9,13 @@ from typing import Any
 
 from analysis import align_columns
 
-from .checks import CheckResult, Result, Rule
+from .checks import UNDECLARED_VIA, CheckResult, Result, Rule
 from .probes import HOLD_SECONDS, Outcome
 from .status import StatusResult
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_NOT_VERIFIED = 2
-UNDECLARED_VIA = "undeclared"
 
 
 @dataclass(frozen=True)

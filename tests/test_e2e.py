@@ -243,6 +243,16 @@ def test_a_stack_file_the_run_cannot_use_stops_it_naming_the_problem(project_dir
     assert laptop.executor.calls == []
 
 
+def test_requirements_without_a_pulumi_pin_stop_the_run_before_its_first_step(project_dir):
+    (project_dir / "requirements.txt").write_text("pulumi>=3\n")
+
+    laptop = Laptop(project_dir, machine(project_dir))
+
+    assert laptop.code == 2
+    assert "requirements.txt pins no pulumi version (pulumi==X.Y.Z): the CLI is matched to it" in laptop.printed
+    assert not laptop.ran("kind create")
+
+
 def test_an_unknown_option_is_refused_naming_it(capsys):
     with pytest.raises(SystemExit) as stopped:
         e2e.cli.parse_args(["--verbose"])

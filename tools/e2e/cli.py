@@ -140,8 +140,14 @@ def read_target(stack: str, project_dir: Path) -> KindStack:
 
 def pinned_pulumi_version(project_dir: Path) -> str:
     """The Pulumi SDK version requirements.txt pins: the CLI to match."""
-    found = re.search(r"^pulumi==([0-9.]+)\s*$", (project_dir / "requirements.txt").read_text(), re.MULTILINE)
-    return found.group(1) if found else "3"
+    try:
+        requirements = (project_dir / "requirements.txt").read_text()
+    except OSError as error:
+        raise CannotStart(f"requirements.txt cannot be read ({error.strerror or error}): run from the repository") from None
+    found = re.search(r"^pulumi==([0-9.]+)\s*$", requirements, re.MULTILINE)
+    if found is None:
+        raise CannotStart("requirements.txt pins no pulumi version (pulumi==X.Y.Z): the CLI is matched to it")
+    return found.group(1)
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,10 @@ def main(
     except CannotStart as error:
         out.write(f"e2e: not started: {error}\n")
         return EXIT_NOT_STARTED
+    except KeyboardInterrupt:
+        cluster = run.target.cluster if run is not None else "<cluster>"
+        out.write(f"\ne2e: interrupted; nothing was torn down. `kind delete cluster --name {cluster}` removes all of it\n")
+        return EXIT_FAILED
     finally:
         # `pulumi stack init` writes the stack's encryption salt into its stack file; a stack this run
         # made and removed leaves the file as it was.

@@ -168,6 +168,8 @@ def load_plan(path: Path) -> Expectations:
                            "against the deployed stack's outputs")
     try:
         raw = json.loads(path.read_text())
+    except OSError as error:
+        raise CannotVerify(f"{path} cannot be read ({error.strerror or error}); {fix}") from None
     except UnicodeDecodeError:
         raise CannotVerify(f"{path} is not UTF-8 text; {fix}") from None
     except ValueError as error:

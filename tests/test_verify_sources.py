@@ -180,8 +180,10 @@ def test_the_client_pod_s_service_account_picks_its_row_and_rows_no_pod_speaks_f
      "stack 'reference' outputs: databases.postgres-1.port must be a port number 1-65535 (got 0)"),
     (json_run(reference_outputs(egressLockdown={"rds-demo-1": {"enabled": True, "allowCidrs": ["10.0.0.0/40"]}})),
      "stack 'reference' outputs: egressLockdown.rds-demo-1.allowCidrs[0] is no IPv4 CIDR (got '10.0.0.0/40')"),
+    (json_run({k: v for k, v in reference_outputs(egressGateway="istio-egressgateway.istio-system").items() if k != "waypoint"}),
+     "stack 'reference' runs in sidecar mode (it exports egressGateway, no waypoint): make verify proves ambient stacks"),
 ], ids=["no-pulumi", "pulumi-fails", "pulumi-silent", "no-outputs", "not-json", "no-matrix", "bad-verdict", "bad-port",
-        "bad-cidr"])
+        "bad-cidr", "sidecar-mode"])
 def test_unusable_stack_outputs_stop_before_the_cluster_is_touched(project_dir, capsys, run, message):
     code, executor = from_outputs(project_dir, run, responses={})
 
@@ -224,9 +226,13 @@ def test_an_unusable_plan_stops_with_exit_2_naming_the_file_and_the_fix(project_
     assert executor.calls == []
 
 
-def test_a_plan_with_placeholder_addresses_cannot_verify_those_targets_and_says_how_to_fix_it(project_dir, capsys):
-    placeholder = {**database_target("postgres-1"), "hosts": ["203.0.113.10.nip.io"], "addresses": ["203.0.113.10"]}
-    write_plan(project_dir, reference_plan(targets=[placeholder, database_target("postgres-2")]))
+@pytest.mark.parametrize("plan", [
+    reference_plan(targets=[{**database_target("postgres-1"), "hosts": ["203.0.113.10.nip.io"], "addresses": ["203.0.113.10"]},
+                            database_target("postgres-2")]),
+    reference_plan(placeholderAddresses={"postgres-1": "203.0.113.10"}),
+], ids=["documentation-range", "named-by-the-plan"])
+def test_a_plan_with_placeholder_addresses_cannot_verify_those_targets_and_says_how_to_fix_it(project_dir, capsys, plan):
+    write_plan(project_dir, plan)
 
     code = run_verify(project_dir, FakeExecutor(cluster()))
 
@@ -234,8 +240,8 @@ def test_a_plan_with_placeholder_addresses_cannot_verify_those_targets_and_says_
     rows = check_rows(out)
     assert code == 2
     assert {row[3] for key, row in rows.items() if key[1] == "postgres-1"} == {"ERROR"}
-    assert ("its address 203.0.113.10 is documentation-only (RFC 5737), a placeholder `make plan` wrote: re-run make plan "
-            "with --lb postgres-1=<EXTERNAL-IP>, or verify against the stack outputs") in out
+    assert ("its address 203.0.113.10 is a placeholder `make plan` wrote, not its LoadBalancer's: re-run make plan with "
+            "--lb postgres-1=<EXTERNAL-IP>, or verify against the stack outputs") in out
     # What the live ServiceEntry serves is not held against a placeholder.
     assert status_rows(out)[("ServiceEntry istio-egress/postgres-1", "istio.io/WaypointBound")][0] == "PASS"
 

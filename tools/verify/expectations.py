@@ -179,7 +179,9 @@ def load_plan(path: Path) -> Expectations:
     if plan.get("format") != PLAN_FORMAT:
         raise document.fail("format", f"is {plan.get('format')!r}, expected {PLAN_FORMAT!r} (written by another tools/plan.py?)")
     document.require(plan, "stack", "clients", "targets", "verdicts")
-    targets = tuple(_target(document, entry, where) for entry, where in document.each(plan["targets"], "targets"))
+    # The stand-ins whose LoadBalancer address the plan made up, by name (tools/plan writes them).
+    placeholders = document.mapping(plan.get("placeholderAddresses", {}), "placeholderAddresses")
+    targets = tuple(_target(document, entry, where, placeholders) for entry, where in document.each(plan["targets"], "targets"))
     clients = document.texts(plan["clients"], "clients")
     verdicts = _plan_verdicts(document, document.mapping(plan["verdicts"], "verdicts"), targets)
     samples = _samples(document, plan.get("sampleRequests", []), "computed")
@@ -212,7 +214,7 @@ def _samples(document: _Document, value: Any, verdict_key: str) -> tuple[SampleR
     )
 
 
-def _target(document: _Document, value: Any, where: str) -> Target:
+def _target(document: _Document, value: Any, where: str, placeholders: Mapping[str, Any]) -> Target:
     entry = document.mapping(value, where)
     document.require(entry, "name", "serviceEntry", "hosts", "ports")
     ports = tuple(
@@ -222,14 +224,15 @@ def _target(document: _Document, value: Any, where: str) -> Target:
     )
     hosts = document.texts(entry["hosts"], f"{where}.hosts")
     addresses = tuple(address for address in document.texts(entry.get("addresses", []), f"{where}.addresses") if is_ipv4(address))
-    placeholders = [value for value in (*addresses, *(host.removesuffix(".nip.io") for host in hosts))
-                    if is_ipv4(value) and any(ipaddress.IPv4Address(value) in net for net in DOCUMENTATION_NETWORKS)]
+    name = document.text(entry["name"], f"{where}.name")
+    made_up = [str(placeholders[name])] if name in placeholders else []
+    made_up += [value for value in (*addresses, *(host.removesuffix(".nip.io") for host in hosts))
+                if is_ipv4(value) and any(ipaddress.IPv4Address(value) in net for net in DOCUMENTATION_NETWORKS)]
     unusable = None
-    if placeholders:
-        unusable = (f"its address {placeholders[0]} is documentation-only (RFC 5737), a placeholder `make plan` wrote: "
-                    f"re-run make plan with --lb {document.text(entry['name'], where + '.name')}=<EXTERNAL-IP>, or verify "
-                    "against the stack outputs")
-    return Target(name=document.text(entry["name"], f"{where}.name"), kind=str(entry.get("kind", "service")),
+    if made_up:
+        unusable = (f"its address {made_up[0]} is a placeholder `make plan` wrote, not its LoadBalancer's: re-run make plan "
+                    f"with --lb {name}=<EXTERNAL-IP>, or verify against the stack outputs")
+    return Target(name=name, kind=str(entry.get("kind", "service")),
                   service_entry=document.text(entry["serviceEntry"], f"{where}.serviceEntry"),
                   hosts=hosts, addresses=addresses, ports=ports, unusable=unusable)
 
@@ -268,6 +271,9 @@ def load_stack_outputs(stack: str, executor: Executor, project_dir: Path) -> Exp
         raise CannotVerify(f"`pulumi stack output --json` printed no JSON: {failure(run)}") from None
     if not outputs:
         raise CannotVerify(f"stack {stack!r} has no outputs: run `pulumi up --stack {stack}` first")
+    if "egressGateway" in outputs and "waypoint" not in outputs:
+        raise CannotVerify(f"stack {stack!r} runs in sidecar mode (it exports egressGateway, no waypoint): make verify "
+                           "proves ambient stacks, whose waypoint, bindings and ztunnel behaviour it checks")
     document.require(outputs, "egressNamespace", "accessMatrix")
     egress = document.text(outputs["egressNamespace"], "egressNamespace")
     notes: list[str] = []
@@ -298,7 +304,7 @@ def load_stack_outputs(stack: str, executor: Executor, project_dir: Path) -> Exp
 def _output_targets(document: _Document, outputs: Mapping[str, Any], egress: str, notes: list[str]) -> tuple[Target, ...]:
     """The `targets` output (the plan's shape); without it, what `databases` and `services` say."""
     if "targets" in outputs:
-        return tuple(_target(document, entry, where) for entry, where in document.each(outputs["targets"], "targets"))
+        return tuple(_target(document, entry, where, {}) for entry, where in document.each(outputs["targets"], "targets"))
     notes.append("stack output targets is absent: raw-IP connections are not checked, and services' ports, whose "
                  "protocols only it gives, are skipped")
     targets = []

@@ -144,8 +144,7 @@ def _client_checks(expectations: Expectations, client: ClientPod, row: str, unde
     if undeclared is not None:
         checks.append(_undeclared_check(expectations, client, row, undeclared))
     if client.problem is not None:
-        checks = [Check(c.client, c.namespace, c.target, c.via, c.expected, c.rule, unprobed=(Result.ERROR, client.problem))
-                  for c in checks]
+        checks = [_with(check, unprobed=(Result.ERROR, client.problem)) for check in checks]
     return checks
 
 

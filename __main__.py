@@ -4,7 +4,8 @@ import gc
 
 import pulumi
 
-from stack.access import granted
+from stack import outputs
+from stack.access import granted, sample_requests
 from stack.control import EgressAccessControl
 from stack.pulumi_config import load_pulumi_config
 
@@ -32,3 +33,10 @@ pulumi.export("credentials", {
 })
 # Granted cells only; every cell not listed is DENY.
 pulumi.export("accessMatrix", granted(config))
+# What `make verify` dials and sends, read from the deployed ServiceEntries.
+pulumi.export("targets", outputs.targets(config, {
+    **{name: database.service.service_entry for name, database in control.databases.items()},
+    **{name: service.service_entry for name, service in control.services.items()},
+}))
+pulumi.export("sampleRequests", sample_requests(config))
+pulumi.export("egressLockdown", outputs.egress_lockdown(config))

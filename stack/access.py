@@ -89,3 +89,16 @@ def request_verdict(config: StackConfig, client: str, target: str, method: str, 
     grant = next((grant for grant in config.grants if client in clients(grant)), None)
     accesses = _covering(grant, client).get(target, []) if grant else []
     return ALLOW if any(permits(access, method, path) for access in accesses) else DENY
+
+
+def sample_requests(config: StackConfig) -> list[dict[str, str]]:
+    """Every declared client against every sample request of every HTTP service, with the verdict the
+    grants intend for it: what `make verify` sends, and what `make plan` checks the manifests against."""
+    rows = sorted(access_matrix(config))
+    return [
+        {"client": client, "target": service.name, "method": sample.method, "path": sample.path,
+         "declared": request_verdict(config, client, service.name, sample.method, sample.path)}
+        for service in config.services if service.http_ports
+        for client in rows
+        for sample in service.sample_requests
+    ]

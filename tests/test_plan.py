@@ -10,7 +10,7 @@ import yaml
 from analysis import MeshIndex
 from components import manifests
 from stack import parse_config
-from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER
+from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER, resolved
 from tools.plan.__main__ import main as plan_main
 from tools.plan.build import PlanLayout, write_manifests
 from tools.plan.report import analyse, differences, sample_requests
@@ -112,7 +112,7 @@ def test_plan_files_never_hold_the_password(tmp_path, capsys):
 
 # The fields the README documents for `--format json`.
 DOCUMENTED_FIELDS = {"format", "stack", "istioVersion", "manifests", "objects", "labelPatches", "placeholderAddresses",
-                     "clients", "targets", "verdicts", "declared", "testClients", "sampleRequests", "differences",
+                     "waypoint", "clients", "targets", "verdicts", "declared", "testClients", "sampleRequests", "differences",
                      "findings", "counts", "exitCode"}
 
 
@@ -252,6 +252,28 @@ def test_sample_request_the_manifests_do_not_allow_is_a_mismatch():
         ("apps", "GET", "/get", "ALLOW", "DENY"), ("apps/sa/admin", "GET", "/get", "ALLOW", "DENY"),
         ("apps/sa/admin", "POST", "/post", "ALLOW", "DENY"),
     ]
+
+
+def test_the_stack_outputs_and_the_plan_give_make_verify_the_same_targets_and_sample_requests(tmp_path, capsys):
+    stack = {**HTTPBIN_STACK, "databases": [{"name": "orders", "address": "10.20.30.40"}, {"name": "stand-in"}],
+             "grants": [*HTTPBIN_STACK["grants"], {"namespace": "shop", "databases": ["orders", "stand-in"],
+                                                   "egressLockdown": {"allowCidrs": ["10.96.0.10/32"]}}]}
+    exported = resolved(run(stack, load_balancers={"stand-in": {"ip": "198.51.100.7"}}).outputs)
+    plan_main(["--config", write_stack(tmp_path, stack), "--out", str(tmp_path / "plan"), "--format", "json",
+               "--lb", "stand-in=198.51.100.7"])
+    planned = json.loads(capsys.readouterr().out)
+    assert exported["targets"] == planned["targets"]
+    assert [(target["name"], target["hosts"], target["addresses"]) for target in exported["targets"]] == [
+        ("orders", ["10.20.30.40.nip.io"], ["10.20.30.40"]), ("stand-in", ["198.51.100.7.nip.io"], ["198.51.100.7"]),
+        ("httpbin", ["httpbin.org"], [])]
+    assert exported["sampleRequests"] == [{key: sample[key] for key in ("client", "target", "method", "path", "declared")}
+                                          for sample in planned["sampleRequests"]]
+    assert [(sample["client"], sample["method"], sample["declared"]) for sample in exported["sampleRequests"]] == [
+        ("apps", "GET", "ALLOW"), ("apps", "POST", "DENY"), ("apps/sa/admin", "GET", "ALLOW"),
+        ("apps/sa/admin", "POST", "ALLOW"), ("shop", "GET", "DENY"), ("shop", "POST", "DENY")]
+    assert exported["egressLockdown"] == {"apps": {"enabled": True, "allowCidrs": []},
+                                          "shop": {"enabled": True, "allowCidrs": ["10.96.0.10/32"]}}
+    assert planned["waypoint"] == "istio-egress/waypoint"
 
 
 def test_limited_grant_without_sample_requests_is_named_as_unchecked(tmp_path, capsys):

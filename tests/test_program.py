@@ -169,6 +169,14 @@ def test_exports_hosts_ports_egress_waypoint_and_the_intended_matrix(dev):
                       "postgres-2": {"host": "203.0.113.11.nip.io", "port": 5432}},
         "services": {},
         "accessMatrix": {"rds-demo-1": {"postgres-1": "ALLOW"}, "rds-demo-2": {"postgres-2": "ALLOW"}},
+        "targets": [
+            {"name": f"postgres-{n}", "kind": "database", "serviceEntry": f"istio-egress/postgres-{n}",
+             "hosts": [f"203.0.113.1{n - 1}.nip.io"], "addresses": [f"203.0.113.1{n - 1}"],
+             "ports": [{"number": 5432, "protocol": "TCP", "name": "tcp-postgres"}]}
+            for n in (1, 2)
+        ],
+        "sampleRequests": [],
+        "egressLockdown": {"rds-demo-1": {"enabled": True, "allowCidrs": []}, "rds-demo-2": {"enabled": True, "allowCidrs": []}},
     }
 
 

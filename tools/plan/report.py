@@ -30,11 +30,13 @@ from analysis import (
     render_findings,
 )
 from analysis.manifests import SERVICE_ENTRY
-from analysis.mesh import service_entry_hosts, service_entry_ports
+from components.values import Dataplane
 from stack import StackConfig
 from stack.access import access_matrix as declared_matrix
 from stack.access import clients as grant_clients
-from stack.access import request_verdict, test_client
+from stack.access import sample_requests as declared_sample_requests
+from stack.access import test_client
+from stack.outputs import target_kind, target_record
 
 FORMAT = "ambient-egress.plan/1"
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
@@ -101,41 +103,27 @@ def differences(analysed: Analysed) -> list[dict[str, str]]:
 
 
 def sample_requests(analysed: Analysed) -> list[dict[str, str]]:
-    """Every declared client against every sample request of every HTTP service."""
+    """Each declared sample request with the verdict the manifests give it."""
     config, checks = analysed.config, []
-    clients = sorted(declared_matrix(config))
-    for service in config.services:
-        port = service.http_ports[0].number if service.http_ports else None
-        for client in clients:
-            namespace, _, account = client.partition("/sa/")
-            for sample in service.sample_requests:
-                if port is None:
-                    continue
-                request = Request(namespace, ObjectRef(config.egress_namespace, service.name), port,
-                                  service_account=account or "default", trust_domain=config.trust_domain,
-                                  method=sample.method, path=sample.path)
-                verdict = evaluate(analysed.index, request, istio_version=config.istio.version)
-                checks.append({"client": client, "target": service.name, "method": sample.method, "path": sample.path,
-                               "declared": request_verdict(config, client, service.name, sample.method, sample.path),
-                               "computed": verdict.decision.value, "reason": verdict.reason})
+    ports = {service.name: service.http_ports[0].number for service in config.services if service.http_ports}
+    for sample in declared_sample_requests(config):
+        namespace, _, account = sample["client"].partition("/sa/")
+        request = Request(namespace, ObjectRef(config.egress_namespace, sample["target"]), ports[sample["target"]],
+                          service_account=account or "default", trust_domain=config.trust_domain,
+                          method=sample["method"], path=sample["path"])
+        verdict = evaluate(analysed.index, request, istio_version=config.istio.version)
+        checks.append({**sample, "computed": verdict.decision.value, "reason": verdict.reason})
     return checks
 
 
 def targets(analysed: Analysed) -> list[dict[str, Any]]:
-    """What a verifier dials for each target: its ServiceEntry's hosts, addresses and ports."""
+    """What a verifier dials for each target, read from the rendered ServiceEntry."""
+    config = analysed.config
     found = []
-    for target in analysed.config.targets:
-        ref = ObjectRef(analysed.config.egress_namespace, target)
+    for target in config.targets:
+        ref = ObjectRef(config.egress_namespace, target)
         entry = analysed.index.get(SERVICE_ENTRY, ref)
-        found.append({
-            "name": target,
-            "kind": "database" if any(database.name == target for database in analysed.config.databases) else "service",
-            "serviceEntry": str(ref),
-            "hosts": list(service_entry_hosts(entry)) if entry else [],
-            "addresses": list(entry.spec.get("addresses") or []) if entry else [],
-            "ports": [{"number": port.number, "protocol": port.protocol, "name": port.name}
-                      for port in (service_entry_ports(entry) if entry else ())],
-        })
+        found.append(target_record(target, target_kind(config, target), str(ref), entry.spec if entry else {}))
     return found
 
 
@@ -157,6 +145,7 @@ def report(analysed: Analysed, *, stack: str, manifests: str, objects: int, labe
         "objects": objects,
         "labelPatches": label_patches,
         "placeholderAddresses": dict(sorted(placeholders.items())),
+        "waypoint": None if config.dataplane is Dataplane.SIDECAR else f"{config.egress_namespace}/{config.waypoint_name}",
         "clients": list(matrix.clients),
         "targets": targets(analysed),
         "verdicts": verdicts,

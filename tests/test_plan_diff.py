@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import pytest
 import yaml
 
+from tools.mock_engine import ROOT
 from tools.plan.__main__ import main as plan_main
-from tools.plan.diff import EXIT_CHANGED, EXIT_PASSED
+from tools.plan.diff import EXIT_CHANGED, EXIT_PASSED, diff_parser
 
 from .support import stack_values
 
@@ -108,3 +111,16 @@ def test_fail_on_change_passes_an_unchanged_stack_and_fails_a_closed_cell(tmp_pa
     closed, _ = diffed(capsys, old, planned(tmp_path, "narrowed", narrowed), "--fail-on-change")
     only_opened_gate, _ = diffed(capsys, old, str(tmp_path / "narrowed"), "--fail-on-open")
     assert (same, closed, only_opened_gate) == (EXIT_PASSED, EXIT_CHANGED, EXIT_PASSED)
+
+
+def test_the_pull_request_workflow_runs_make_plan_diff_with_flags_plan_diff_accepts_and_gates_on_opened_cells():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "plan-diff.yml").read_text())
+    steps = workflow["jobs"]["plan-diff"]["steps"]
+    command = " ".join(step.get("run", "") for step in steps).replace("\\\n", " ")
+    make_call = shlex.split(re.search(r"make -s plan-diff [^>]*", command).group(0))
+    variables = dict(word.split("=", 1) for word in make_call if "=" in word)
+    assert re.search(r"^plan-diff:", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    arguments = diff_parser().parse_args(["--stack", "dev", "--base", "origin/main", *shlex.split(variables["DIFF_ARGS"])])
+    assert (arguments.format, arguments.fail_on_open) == ("markdown", True)
+    assert set(workflow["jobs"]["plan-diff"]["strategy"]["matrix"]["stack"]) == {
+        path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml") if path.name.split(".")[1] != "kind"}

@@ -177,7 +177,7 @@ def render_markdown(diff: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def diff_main(argv: Sequence[str]) -> int:
+def diff_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.plan diff",
                                      description="Compare two plans: cells opened or closed, findings, manifests.")
     parser.add_argument("plans", nargs="*", type=Path, metavar="PLAN",
@@ -189,7 +189,11 @@ def diff_main(argv: Sequence[str]) -> int:
     parser.add_argument("--fail-on-open", action="store_true", help="exit 1 when a change opens any cell (for CI)")
     parser.add_argument("--fail-on-change", action="store_true",
                         help="exit 1 when any cell changes at all (to prove a migration changes no one's access)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def diff_main(argv: Sequence[str]) -> int:
+    args = diff_parser().parse_args(argv)
     try:
         old, new = _sides(args)
     except DiffInputError as error:

@@ -8,7 +8,7 @@ import pulumi
 
 from . import manifests
 from .names import check_namespace_ownership, dns_label_problem
-from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
+from .resources import KubernetesObject, KubernetesPatch, child_options, kubernetes_object, kubernetes_patch, kubernetes_read
 from .values import DEFAULT_EGRESS_NAMESPACE, DEFAULT_WAYPOINT_NAME, RouteNamespaces, Waypoint
 
 TYPE_TOKEN = "ambient-egress:index:EgressGateway"
@@ -53,6 +53,7 @@ class EgressGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: EgressGatewayArgs | None = None, opts: pulumi.ResourceOptions | None = None):
         args = args or EgressGatewayArgs()
         super().__init__(TYPE_TOKEN, name, None, opts)
+        namespace: KubernetesObject | KubernetesPatch
         if args.create_namespace:
             namespace = kubernetes_object(
                 f"{name}/namespace", manifests.namespace(args.namespace, ambient=True), child_options(self, opts))

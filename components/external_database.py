@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import manifests
@@ -139,7 +140,7 @@ class ExternalDatabase(pulumi.ComponentResource):
         namespace = args.stand_in_namespace
         assert namespace is not None
         password = random.RandomPassword(f"{name}/password", length=24, special=False, opts=child_options(self, opts))
-        secret_password = pulumi.Output.secret(password.result)
+        secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         secret = kubernetes_object(
             f"{name}/credentials", manifests.stand_in_secret(service_name, namespace, secret_password), child_options(self, opts))
         # The fence exists before anything listens: the stand-in never accepts a client that
@@ -158,6 +159,8 @@ class ExternalDatabase(pulumi.ComponentResource):
             child_options(self, opts, depends_on=[fence],
                           custom_timeouts=pulumi.CustomTimeouts(create=args.load_balancer_timeout,
                                                                 update=args.load_balancer_timeout)))
+        # A v1 Service registers as the typed class, whose status carries the load balancer's address.
+        assert isinstance(service, k8s.core.v1.Service)
         self.username = pulumi.Output.from_input(manifests.POSTGRES_USER)
         self.password = secret_password
         return pulumi.Output.all(service.metadata, service.status).apply(lambda values: _load_balancer_address(*values))

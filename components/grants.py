@@ -17,6 +17,7 @@ import pulumi
 from analysis.matching import path_pattern_problem
 
 from .names import dns_label_problem
+from .resources import KubernetesObject
 from .values import DEFAULT_TRUST_DOMAIN, EgressGatewayRef, ServicePort
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
@@ -87,7 +88,7 @@ class AccessGrant:
     grantee: Grantee
     target: EgressTarget
     accesses: tuple[Access, ...]
-    policy: pulumi.CustomResource
+    policy: KubernetesObject
     policy_name: str
     """The AuthorizationPolicy's Kubernetes name, in the target's namespace."""
     rules: list[dict[str, object]] = field(repr=False)

@@ -15,7 +15,7 @@ import pulumi
 from . import manifests
 from .grants import Access, AccessGrant, EgressTarget, Grantee, identities_in_order
 from .names import check_namespace_ownership, dns_label_problem
-from .resources import child_options, kubernetes_object, kubernetes_patch, kubernetes_read
+from .resources import KubernetesObject, KubernetesPatch, child_options, kubernetes_object, kubernetes_patch, kubernetes_read
 from .values import DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACES, Dataplane, EgressGatewayRef, ipv4_network
 
 TYPE_TOKEN = "ambient-egress:index:NamespaceGrant"
@@ -101,6 +101,7 @@ class NamespaceGrant(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         accounts = args.identities()
         sidecar = args.dataplane is Dataplane.SIDECAR
+        enrolment: KubernetesObject | KubernetesPatch
         if args.create_namespace:
             owned = manifests.injected_namespace(args.namespace) if sidecar else manifests.namespace(args.namespace, ambient=True)
             enrolment = kubernetes_object(f"{name}/namespace", owned, child_options(self, opts))

@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast, overload
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+if TYPE_CHECKING:
+    class CustomObject(k8s.apiextensions.CustomResource):
+        """An object of a custom resource's kind (Istio's, the Gateway API's), as the stack creates it."""
+
+        # Pulumi sets each input property on the resource as an Output; pulumi-kubernetes declares
+        # these on its typed classes only. A read (`CustomResource.get`) has no input properties.
+        metadata: pulumi.Output[dict[str, Any]]
+        spec: pulumi.Output[Any]
+else:
+    CustomObject = k8s.apiextensions.CustomResource
+
+_WithSpec: TypeAlias = (
+    type[k8s.apps.v1.Deployment] | type[k8s.core.v1.Service] | type[k8s.core.v1.Pod] | type[k8s.networking.v1.NetworkPolicy]
+    | type[k8s.admissionregistration.v1.ValidatingAdmissionPolicy]
+    | type[k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding]
+)
+_MetadataOnly: TypeAlias = type[k8s.core.v1.Namespace] | type[k8s.core.v1.ServiceAccount]
+
+KubernetesObject: TypeAlias = (
+    k8s.apps.v1.Deployment | k8s.core.v1.Service | k8s.core.v1.Pod | k8s.networking.v1.NetworkPolicy
+    | k8s.admissionregistration.v1.ValidatingAdmissionPolicy | k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding
+    | k8s.core.v1.Namespace | k8s.core.v1.ServiceAccount | k8s.core.v1.Secret | CustomObject
+)
+"""What `kubernetes_object` registers: the typed class of a core kind, else a custom resource."""
+KubernetesRead: TypeAlias = (
+    k8s.core.v1.Namespace | k8s.core.v1.ServiceAccount | k8s.core.v1.Service | k8s.apps.v1.DaemonSet
+    | k8s.apiextensions.v1.CustomResourceDefinition | k8s.apiextensions.CustomResource
+)
+"""What `kubernetes_read` reads an object as."""
+KubernetesPatch: TypeAlias = k8s.core.v1.NamespacePatch
+"""What `kubernetes_patch` registers."""
+
 # Typed classes for core kinds give Pulumi's await logic (a Deployment waits for readiness, a
 # LoadBalancer Service for its address) and secret handling for Secret data.
-_WITH_SPEC: dict[tuple[str, str], Any] = {
+_WITH_SPEC: dict[tuple[str, str], _WithSpec] = {
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("v1", "Service"): k8s.core.v1.Service,
     ("v1", "Pod"): k8s.core.v1.Pod,
@@ -19,12 +51,12 @@ _WITH_SPEC: dict[tuple[str, str], Any] = {
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"):
         k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding,
 }
-_METADATA_ONLY: dict[tuple[str, str], Any] = {
+_METADATA_ONLY: dict[tuple[str, str], _MetadataOnly] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
 }
 # Objects the stack does not own: it manages only the fields it sets, and leaves the object.
-_PATCHES: dict[tuple[str, str], Any] = {
+_PATCHES: dict[tuple[str, str], type[KubernetesPatch]] = {
     ("v1", "Namespace"): k8s.core.v1.NamespacePatch,
 }
 
@@ -32,32 +64,51 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-def kubernetes_object(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+def kubernetes_object(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> KubernetesObject:
     """Register `manifest` as the object it describes. Fields are passed as they are, so an Output
     in one field (a secret, a LoadBalancer's address) leaves every other field known in preview."""
     gvk = (manifest["apiVersion"], manifest["kind"])
     if gvk in _METADATA_ONLY:
-        return _METADATA_ONLY[gvk](resource_name, metadata=manifest["metadata"], opts=opts)  # type: ignore[no-any-return]
+        return _METADATA_ONLY[gvk](resource_name, metadata=manifest["metadata"], opts=opts)
     if gvk in _WITH_SPEC:
-        return _WITH_SPEC[gvk](resource_name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)  # type: ignore[no-any-return]
+        return _WITH_SPEC[gvk](resource_name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
     if gvk == ("v1", "Secret"):
         return k8s.core.v1.Secret(
             resource_name, metadata=manifest["metadata"], type=manifest["type"],
             string_data=manifest["stringData"], opts=opts,
         )
-    return k8s.apiextensions.CustomResource(
+    return CustomObject(
         resource_name, api_version=gvk[0], kind=gvk[1], metadata=manifest["metadata"], spec=manifest["spec"], opts=opts,
     )
 
 
-def kubernetes_patch(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+def kubernetes_patch(resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> KubernetesPatch:
     """Set the manifest's fields on an existing object without owning it (server-side apply)."""
     patch = _PATCHES[(manifest["apiVersion"], manifest["kind"])]
-    return patch(resource_name, metadata=manifest["metadata"], opts=opts)  # type: ignore[no-any-return]
+    return patch(resource_name, metadata=manifest["metadata"], opts=opts)
 
 
+@overload
+def kubernetes_read(resource_name: str, api_version: Literal["v1"], kind: Literal["Namespace"], object_id: str,
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace: ...
+@overload
+def kubernetes_read(resource_name: str, api_version: Literal["v1"], kind: Literal["ServiceAccount"], object_id: str,
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.ServiceAccount: ...
+@overload
+def kubernetes_read(resource_name: str, api_version: Literal["v1"], kind: Literal["Service"], object_id: str,
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.Service: ...
+@overload
+def kubernetes_read(resource_name: str, api_version: Literal["apps/v1"], kind: Literal["DaemonSet"], object_id: str,
+                    opts: pulumi.ResourceOptions) -> k8s.apps.v1.DaemonSet: ...
+@overload
+def kubernetes_read(resource_name: str, api_version: Literal["apiextensions.k8s.io/v1"],
+                    kind: Literal["CustomResourceDefinition"], object_id: str,
+                    opts: pulumi.ResourceOptions) -> k8s.apiextensions.v1.CustomResourceDefinition: ...
+@overload
 def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: str,
-                    opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+                    opts: pulumi.ResourceOptions) -> KubernetesRead: ...
+def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: str,
+                    opts: pulumi.ResourceOptions) -> KubernetesRead:
     """Read an existing object. Reads run in preview too, so a missing one stops the program
     before anything is created (the provider reports that it does not exist)."""
     if (api_version, kind) == ("v1", "Namespace"):
@@ -70,7 +121,10 @@ def kubernetes_read(resource_name: str, api_version: str, kind: str, object_id: 
         return k8s.apps.v1.DaemonSet.get(resource_name, object_id, opts=opts)
     if (api_version, kind) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
         return k8s.apiextensions.v1.CustomResourceDefinition.get(resource_name, object_id, opts=opts)
-    return k8s.apiextensions.CustomResource.get(resource_name, api_version=api_version, kind=kind, id=object_id, opts=opts)
+    # The SDK leaves `get`'s return unannotated; it returns a CustomResource.
+    custom: k8s.apiextensions.CustomResource = k8s.apiextensions.CustomResource.get(
+        resource_name, api_version=api_version, kind=kind, id=object_id, opts=opts)
+    return custom
 
 
 def derived(value: pulumi.Input[T], derive: Callable[[T], U]) -> U | pulumi.Output[U]:
@@ -100,8 +154,17 @@ def child_options(
     `custom_timeouts` and `deleted_with` too, unless the child sets its own because it needs it.
     """
     given = opts or pulumi.ResourceOptions()
-    inherited = given.depends_on if given.depends_on is not None else []
-    inherited = inherited if isinstance(inherited, list) else [inherited]
+    inherited: list[pulumi.Input[pulumi.Resource]]
+    if given.depends_on is None:
+        inherited = []
+    elif isinstance(given.depends_on, list):
+        inherited = given.depends_on
+    elif isinstance(given.depends_on, pulumi.Resource):
+        inherited = [given.depends_on]
+    else:
+        # Passed whole, as Pulumi's own merge does: an Output or awaitable of one resource is a
+        # dependency. Its type also admits one of a list, which Pulumi refuses (as it does a tuple).
+        inherited = [cast("pulumi.Input[pulumi.Resource]", given.depends_on)]
     return pulumi.ResourceOptions(
         parent=parent,
         depends_on=[*inherited, *(resource for resource in depends_on if resource is not None)],

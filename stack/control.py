@@ -14,6 +14,7 @@ from components import (
     Dataplane,
     EgressGateway,
     EgressGatewayArgs,
+    EgressGatewayRef,
     EgressTarget,
     ExternalDatabase,
     ExternalDatabaseArgs,
@@ -27,6 +28,7 @@ from components import (
     ServiceEntryAdmissionArgs,
     SidecarEgressGateway,
     SidecarEgressGatewayArgs,
+    Waypoint,
     manifests,
 )
 from components.install import GatewayApiCrds, GatewayApiCrdsArgs, IstioAmbient, IstioAmbientArgs
@@ -106,18 +108,20 @@ class EgressAccessControl(pulumi.ComponentResource):
         if admission.enabled:
             ServiceEntryAdmission(f"{name}/service-entry-admission", ServiceEntryAdmissionArgs(
                 egress_namespace=config.egress_namespace, other_namespaces=admission.allowed_namespaces), ready)
+        waypoint: Waypoint | None = None
+        egress_gateway: EgressGatewayRef | None = None
         if gateway_ref is not None:
             self.gateway = SidecarEgressGateway(f"{name}/egress-gateway", SidecarEgressGatewayArgs(
                 gateway=gateway_ref, namespace=config.egress_namespace, create_namespace=config.create_egress_namespace,
             ), ready)
-            doors = {"egress_gateway": self.gateway.gateway}
+            egress_gateway = self.gateway.gateway
             self.door = {"egressGateway": pulumi.Output.from_input(gateway_ref.host)}
         else:
             self.gateway = EgressGateway(f"{name}/egress-gateway", EgressGatewayArgs(
                 namespace=config.egress_namespace, create_namespace=config.create_egress_namespace,
                 waypoint_name=config.waypoint_name,
             ), ready)
-            doors = {"waypoint": self.gateway.waypoint}
+            waypoint = self.gateway.waypoint
             self.door = {"waypoint": self.gateway.waypoint_name}
         visible_to = granted_namespaces(config) if sidecar else {target: [] for target in config.targets}
         protection = config.bypass_protection
@@ -134,7 +138,8 @@ class EgressAccessControl(pulumi.ComponentResource):
                 "v1", "Namespace", config.database_namespace, ready)
         self.databases = {
             database.name: ExternalDatabase(f"{name}/database/{database.name}", ExternalDatabaseArgs(
-                **doors, visible_to=visible_to[database.name], namespace=config.egress_namespace, port=database.port,
+                waypoint=waypoint, egress_gateway=egress_gateway, visible_to=visible_to[database.name],
+                namespace=config.egress_namespace, port=database.port,
                 address=database.address, service_name=database.name,
                 stand_in_namespace=config.database_namespace if database.is_stand_in else None,
                 pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
@@ -145,8 +150,8 @@ class EgressAccessControl(pulumi.ComponentResource):
         }
         self.services = {
             service.name: ExternalService(f"{name}/service/{service.name}", ExternalServiceArgs(
-                address=service.host, ports=[port.value() for port in service.ports], **doors,
-                visible_to=visible_to[service.name], namespace=config.egress_namespace,
+                address=service.host, ports=[port.value() for port in service.ports], waypoint=waypoint,
+                egress_gateway=egress_gateway, visible_to=visible_to[service.name], namespace=config.egress_namespace,
                 service_name=service.name, pin_address=protection.service_entry_addresses, ip_passthrough=passthrough,
                 tls_origination=service.tls_origination, tls_credential_name=service.tls_credential_name,
                 request_headers=dict(service.request_headers),

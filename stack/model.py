@@ -9,7 +9,7 @@ report every problem at once, each at its own key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -73,6 +73,7 @@ DEFAULT_GATEWAY_API_VERSION = "v1.4.0"
 Location = tuple[str | int, ...]
 Problem = tuple[Location, str, Any, dict[str, Any]]
 """Where, what, the value found there, and the context the message refers to (see `errors.problem`)."""
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
 class _Model(BaseModel):
@@ -209,7 +210,7 @@ class BypassProtection(_Model):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _retired(cls, data: Any, handler: ModelWrapValidatorHandler[BypassProtection]) -> BypassProtection:
+    def _retired(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         found = []
         if isinstance(data, dict) and "clientEgressPolicy" in data:
             found.append(_at(("clientEgressPolicy",), "was replaced by egressLockdown, on by default for every grant; "
@@ -367,7 +368,7 @@ class Grant(_Model):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Grant], info: ValidationInfo) -> Grant:
+    def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo) -> Self:
         found = []
         if isinstance(data, dict):
             if "databases" not in data and "services" not in data:
@@ -380,7 +381,7 @@ class Grant(_Model):
         return identities_in_order(self.service_accounts, (access.service_accounts for access in self.services))
 
 
-def _with(found: list[Problem], handler: Any, data: Any) -> Any:
+def _with(found: list[Problem], handler: ModelWrapValidatorHandler[_ModelT], data: Any) -> _ModelT:
     """Validate `data` and raise pydantic's findings and `found` together, or return the model."""
     try:
         model = handler(data)
@@ -439,13 +440,13 @@ class StackConfig(_Model):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[StackConfig], info: ValidationInfo) -> StackConfig:
+    def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo) -> Self:
         if not isinstance(data, dict):
             raise problem(f"must be a map of config keys (got {shown(data)})")
         raw = {key: _decoded(value) for key, value in data.items()}
         if info.context is not None:
             info.context.update(_context_of(raw))
-        config: StackConfig = _with(_across(raw), handler, data)
+        config = _with(_across(raw), handler, data)
         _raise([*config._collisions(), *config._sidecar_limits()])
         return config
 
@@ -546,7 +547,7 @@ def _across(raw: Mapping[str, Any]) -> list[Problem]:
     databases, services = _names(raw.get("databases")), _names(raw.get("services"))
     found += _duplicates(((("databases", index, "name"), name) for index, name in databases), "database name")
     found += _duplicates(((("services", index, "name"), name) for index, name in services), "service name")
-    first_database = {}
+    first_database: dict[str, int] = {}
     for index, name in databases:
         if isinstance(name, str):
             first_database.setdefault(name, index)

@@ -23,7 +23,7 @@ from .errors import ConfigError, describe, key_path
 from .model import PROJECT, StackConfig
 
 try:  # libyaml's parser is about eight times faster on large stack files; the result is the same.
-    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,assignment]
+    _BaseLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _BaseLoader = yaml.SafeLoader
 

@@ -59,7 +59,7 @@ class Registered:
 
     def manifest(self) -> dict[str, Any]:
         """The object as `kubectl apply` would receive it, secrets replaced by a placeholder."""
-        return _plain({key: value for key, value in self.inputs.items() if not key.startswith("__")})
+        return _plain_fields({key: value for key, value in self.inputs.items() if not key.startswith("__")})
 
 
 def _redacted(secret: Any) -> Any:
@@ -75,12 +75,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         if value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE:
             return _redacted(value["value"])
-        return {key: _plain(item) for key, item in value.items() if item is not None}
+        return _plain_fields(value)
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _plain_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(item) for key, item in fields.items() if item is not None}
 
 
 @dataclass
@@ -129,7 +133,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         """The names of reads the cluster refused."""
         self.preview = False
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.custom is None and args.typ.startswith("kubernetes:"):
             return self._read(args)
         self.registered.append(Registered(args.typ, args.name, args.inputs))
@@ -142,8 +146,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["result"] = MOCK_PASSWORD
         return f"{args.name}-id", state
 
-    def _read(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+    def _read(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         kind = args.typ.rsplit(":", 1)[1]
+        # A read is a `Resource.get`, which always names the object.
+        assert args.resource_id is not None
         try:
             state = self.cluster.read(kind, args.resource_id)
         except ReadRefused:
@@ -152,7 +158,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.registered.append(Registered(args.typ, args.name, {**args.inputs, **state}, read=True))
         return args.resource_id, {**args.inputs, **state}
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
 
 
@@ -187,13 +193,13 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
             timeouts = request.customTimeouts
             self.timeouts[request.name] = {kind: getattr(timeouts, kind) for kind in ("create", "update", "delete")
                                            if getattr(timeouts, kind)}
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]  # the SDK's mock monitor is untyped
 
     def ReadResource(self, request: Any) -> Any:
         self._full_urn(self.urns.get(_name_of(request.parent), request.parent), request.type, request.name)
         self.dependencies[request.name] = {_name_of(urn) for urn in request.dependencies}
         self.providers[request.name] = request.provider
-        return super().ReadResource(request)
+        return super().ReadResource(request)  # type: ignore[no-untyped-call]  # the SDK's mock monitor is untyped
 
 
 def _name_of(urn: str) -> str:
@@ -207,7 +213,8 @@ class DuplicateUrn(Exception):
 @dataclass
 class ProgramRun:
     resources: list[Registered]
-    outputs: dict[str, pulumi.Output] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the program exported, by name: Outputs, or values and structures holding them, as given."""
     urns: list[str] = field(default_factory=list)
     """Every URN registered, with its parents' whole type chain, so it shows the component tree."""
     dependencies: dict[str, set[str]] = field(default_factory=dict)
@@ -295,10 +302,12 @@ def run_on_mocks(
     pulumi.runtime.set_all_config(pulumi_form(config or {}), list(secret_keys))
     run = ProgramRun(resources=mocks.registered)
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]  # the SDK leaves it untyped
     def execute() -> None:
         program()
-        run.outputs = dict(get_root_resource().outputs)
+        stack_resource = get_root_resource()
+        assert isinstance(stack_resource, pulumi.runtime.stack.Stack)
+        run.outputs = dict(stack_resource.outputs)
 
     execute()
     run.urns = list(monitor.urns.values())

@@ -20,7 +20,7 @@ from stack import PROJECT, StackConfig, StackFile
 from tools.mock_engine import ProgramRun, RecordingMocks, run_program
 
 try:  # libyaml writes large plans several times faster; the output is the same.
-    _Dumper: type[yaml.SafeDumper] = yaml.CSafeDumper  # type: ignore[attr-defined,assignment]
+    _Dumper: type[yaml.SafeDumper] | type[yaml.CSafeDumper] = yaml.CSafeDumper
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Dumper = yaml.SafeDumper
 

@@ -66,8 +66,10 @@ def _in_order(problems: list[tuple[tuple[str | int, ...], str]]) -> list[tuple[t
 
 def parse_pulumi_config(raw: Mapping[str, str], project: str = PROJECT, *,
                         secret_keys: frozenset[str] = frozenset()) -> StackConfig:
-    """Validate config as Pulumi hands it to a program: `<namespace>:<key>` → text."""
+    """Validate config as Pulumi hands it to a program: `<namespace>:<key>` → text. Keys are taken in
+    name order, so the problems are listed alike however the keys arrived (the engine's come as a set)."""
     prefix = f"{project}:"
+    raw = dict(sorted(raw.items()))
     problems = [problem for key in raw if (problem := _foreign_key_problem(key, project))]
     problems += [
         f"{key}: is stored as a secret, but its values name and address Kubernetes objects, which are never "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from stack import ConfigError, load_stack_file, parse_config, read_stack_file
+from stack import ConfigError, load_stack_file, parse_config, parse_pulumi_config, read_stack_file
 from tools.mock_engine import RecordingMocks, run_program
 
 from .support import P
@@ -142,3 +142,14 @@ def test_the_program_reads_other_namespaces_keys_without_judging_them():
     program = run_program({"databases": [{"name": "orders", "address": "10.0.0.5"}]}, RecordingMocks(),
                           other_config={"kubernetes:context": "kind-ambient-egress"})
     assert program.manifests()
+
+
+def test_problems_are_listed_in_one_order_whatever_order_the_keys_arrive_in():
+    raw = {f"{P}databases": "[]", f"{P}grant": "null", f"{P}databse": "null", "ambient-egres:grants": "[]"}
+    orders = [dict(items) for items in (raw.items(), reversed(raw.items()))]
+    listed = []
+    for keys in orders:
+        with pytest.raises(ConfigError) as raised:
+            parse_pulumi_config(keys)
+        listed.append(raised.value.problems)
+    assert listed[0] == listed[1] and len(listed[0]) == 3

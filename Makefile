@@ -35,7 +35,7 @@ verify: $(BIN)/.installed
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
 
 # From an empty kind cluster to a verified table and back (Pulumi.kind.yaml); needs docker, kind,
-# kubectl and the Pulumi CLI. docs/readme-kind.md walks through it.
+# kubectl and the Pulumi CLI. docs/kind.md walks through it.
 e2e: $(BIN)/.installed
 	$(BIN)/python -m tools.e2e $(E2E_ARGS)
 

@@ -17,7 +17,7 @@ from tools.e2e.processes import StreamingExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yml"
-WALKTHROUGH = ROOT / "docs" / "readme-kind.md"
+WALKTHROUGH = ROOT / "docs" / "kind.md"
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs sh")

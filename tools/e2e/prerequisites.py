@@ -1,6 +1,6 @@
 """What `make e2e` needs on this machine, checked before its first step, each with how to get it.
 
-The versions are the ones the walkthrough (docs/readme-kind.md) and the CI workflow
+The versions are the ones the walkthrough (docs/kind.md) and the CI workflow
 (.github/workflows/e2e.yml) install; a test keeps the three in step.
 """
 

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from analysis import access_matrix, load_manifests
+from analysis import manifests as loading
 
 SEED_NAMESPACES = """\
 apiVersion: v1
@@ -109,3 +110,14 @@ def test_document_that_is_not_an_object_is_rejected(tmp_path):
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(["not", "an", "object"]))
     with pytest.raises(ValueError, match=r"broken\.yaml"):
         load_manifests(tmp_path)
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")
+def test_yaml_is_read_with_libyamls_parser_when_pyyaml_has_it():
+    assert loading._LOADER is yaml.CSafeLoader
+
+
+def test_the_pure_python_parser_reads_the_same_documents(seed_directory, monkeypatch):
+    with_libyaml = load_manifests(seed_directory)
+    monkeypatch.setattr(loading, "_LOADER", yaml.SafeLoader)
+    assert load_manifests(seed_directory) == with_libyaml

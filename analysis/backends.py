@@ -28,6 +28,7 @@ since the manifests need not contain them.
 from __future__ import annotations
 
 import ipaddress
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,8 @@ def _find(index: MeshIndex, service_entry: Resource) -> Iterator[Backend]:
     networks = [network for network in map(_network, service_entry.spec.get("addresses") or []) if network]
     named_ips = {ip for ip in map(_ipv4, names) if ip is not None}
     port_numbers = {port.number for port in service_entry_ports(service_entry)}
-    for service in index.all(SERVICE):
+    for service, ips, hostnames in _candidates(index, service_entry, names, named_ips, bool(networks)):
         pods = Labels(service.spec.get("selector") or {})
-        ips, hostnames = _shown_addresses(service)
         answering = frozenset(ip for ip in ips if ip in named_ips or any(ip in net for net in networks))
         in_cluster = f"{service.name}.{service.namespace}.svc"
         if answering:
@@ -105,6 +105,48 @@ def _find(index: MeshIndex, service_entry: Resource) -> Iterator[Backend]:
     if selected:
         evidence = "the pods its workloadSelector selects"
         yield Backend(SERVICE_ENTRY, service_entry.ref, Labels(selected), evidence, frozenset())
+
+
+ShownService = tuple[Resource, frozenset[ipaddress.IPv4Address], frozenset[str]]
+
+
+@dataclass(frozen=True)
+class _ServiceIndex:
+    """Every Service with the addresses it is shown at, and the keys a ServiceEntry can link it by."""
+
+    shown: tuple[ShownService, ...]
+    by_key: Mapping[str, frozenset[int]]  # an IP, hostname, in-cluster name or LoadBalancer name → positions
+
+
+def _service_index(index: MeshIndex) -> _ServiceIndex:
+    def build() -> _ServiceIndex:
+        shown, by_key = [], defaultdict(set)
+        for position, service in enumerate(index.all(SERVICE)):
+            ips, hostnames = _shown_addresses(service)
+            shown.append((service, frozenset(ips), frozenset(hostnames)))
+            keys = {*map(str, ips), *hostnames, f"{service.name}.{service.namespace}.svc"}
+            if service.spec.get("type") == _LOAD_BALANCER:
+                keys.add(f"{_LOAD_BALANCER}/{service.name}")
+            for key in keys:
+                by_key[key].add(position)
+        return _ServiceIndex(tuple(shown), {key: frozenset(found) for key, found in by_key.items()})
+
+    return index.derived("services by address", build)
+
+
+def _candidates(
+    index: MeshIndex, service_entry: Resource, names: set[str], named_ips: set[ipaddress.IPv4Address], ranges: bool
+) -> Iterator[ShownService]:
+    """The Services that may be linked to the ServiceEntry, in index order; every one with a shown
+    address when the ServiceEntry pins a range."""
+    services = _service_index(index)
+    # An in-cluster name is `<service>.<namespace>.svc`, possibly with the cluster domain after it.
+    keys = {*names, *map(str, named_ips), f"{_LOAD_BALANCER}/{service_entry.name}"}
+    keys |= {".".join(name.split(".")[:3]) for name in names if name.split(".")[2:3] == ["svc"]}
+    positions = set().union(*(services.by_key.get(key, frozenset()) for key in keys))
+    if ranges:
+        positions |= {position for position, (_, ips, _) in enumerate(services.shown) if ips}
+    return (services.shown[position] for position in sorted(positions))
 
 
 def _named(service_entry: Resource) -> set[str]:

@@ -92,6 +92,8 @@ class MeshIndex:
             resource = Resource.from_manifest(manifest)
             by_kind[resource.kind][resource.ref] = resource
         self._by_kind = {kind: dict(sorted(resources.items())) for kind, resources in by_kind.items()}
+        self._all = {kind: tuple(resources.values()) for kind, resources in self._by_kind.items()}
+        self._by_namespace: dict[Kind, Mapping[str, tuple[Resource, ...]]] = {}
         self._derived: dict[Hashable, Any] = {}
 
     def derived(self, key: Hashable, compute: Callable[[], Derived]) -> Derived:
@@ -107,7 +109,16 @@ class MeshIndex:
 
     def all(self, kind: Kind) -> tuple[Resource, ...]:
         """Sorted by namespace, then name."""
-        return tuple(self._by_kind.get(kind, {}).values())
+        return self._all.get(kind, ())
+
+    def in_namespace(self, kind: Kind, namespace: str) -> tuple[Resource, ...]:
+        """One namespace's objects of a kind, sorted by name; grouped once per kind."""
+        if kind not in self._by_namespace:
+            grouped: dict[str, list[Resource]] = defaultdict(list)
+            for resource in self.all(kind):
+                grouped[resource.namespace].append(resource)
+            self._by_namespace[kind] = {name: tuple(resources) for name, resources in grouped.items()}
+        return self._by_namespace[kind].get(namespace, ())
 
     def named(self, kind: Kind, name: str) -> tuple[Resource, ...]:
         """Every namespace's object of that name."""

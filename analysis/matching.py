@@ -54,6 +54,8 @@ def host_matches(pattern: str, host: str) -> bool:
 def namespace_matches(pattern: str, namespace: str) -> bool:
     """`namespaces` become a regular expression on the peer's identity, every `*` a `.*`, so unlike
     other values a `*` may sit anywhere: `team-*-prod` matches `team-a-prod`."""
+    if WILDCARD not in pattern:
+        return pattern == namespace  # what the regular expression of a literal matches, without compiling one
     return re.fullmatch(".*".join(map(re.escape, pattern.split(WILDCARD))), namespace) is not None
 
 

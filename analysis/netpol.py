@@ -146,25 +146,35 @@ def _parse_peer(peer: Mapping[str, Any]) -> Peer:
     return Peer(peer.get("namespaceSelector"), peer.get("podSelector"), peer.get("ipBlock"))
 
 
+def network_policies(index: MeshIndex, namespace: str) -> tuple[NetworkPolicy, ...]:
+    """A namespace's NetworkPolicies, parsed once per index."""
+    key = ("network policies", namespace)
+    return index.derived(key, lambda: tuple(map(parse_network_policy, index.in_namespace(NETWORK_POLICY, namespace))))
+
+
+def governing(index: MeshIndex, namespace: str, pods: Labels, direction: Direction) -> tuple[NetworkPolicy, ...] | None:
+    """The policies whose `direction` rules `pods` in `namespace` get, or None when some of them are
+    not isolated in that direction and so may send (or accept) anything.
+
+    A pod no policy of that direction selects is not isolated. Once every pod is isolated, every
+    policy that may select one of them counts, since a pod gets the union of its policies' rules.
+    """
+    selecting = [
+        (policy, selector_matches(policy.pod_selector, pods))
+        for policy in network_policies(index, namespace)
+        if direction in policy.rules
+    ]
+    if not any(verdict is True for _, verdict in selecting):
+        return None
+    return tuple(policy for policy, verdict in selecting if verdict is not False)
+
+
 def allows(
     index: MeshIndex, namespace: str, pods: Labels, direction: Direction, peer_matches: Callable[[Peer], bool]
 ) -> bool:
     """Whether some of `pods` in `namespace` may send (egress) or accept (ingress) traffic to or from
-    a peer that `peer_matches`.
-
-    A pod no policy of that direction selects is not isolated and so allows everything. Once every
-    pod is isolated, the rules of every policy that may select one of them count, since a pod gets
-    the union of its policies' rules.
-    """
-    in_namespace = (parse_network_policy(r) for r in index.all(NETWORK_POLICY) if r.namespace == namespace)
-    selecting = [
-        (policy, selector_matches(policy.pod_selector, pods)) for policy in in_namespace if direction in policy.rules
-    ]
-    if not any(verdict is True for _, verdict in selecting):
+    a peer that `peer_matches`."""
+    policies = governing(index, namespace, pods, direction)
+    if policies is None:
         return True
-    return any(
-        not peers or any(map(peer_matches, peers))
-        for policy, verdict in selecting
-        if verdict is not False
-        for peers in policy.rules[direction]
-    )
+    return any(not peers or any(map(peer_matches, peers)) for policy in policies for peers in policy.rules[direction])

@@ -9,6 +9,7 @@ not know the field, or Istio rejects it (an unknown `when` key). See `truth` for
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -126,28 +127,30 @@ class Facts:
 
 @dataclass(frozen=True)
 class Clause:
+    """One field of a rule; what it reads is worked out once (a policy is judged for many clients)."""
+
     field: str  # as written in the policy, e.g. `notNamespaces` or `when[request.headers[x]]`
     attribute: str
     values: tuple[str, ...]
     negated: bool = False
 
-    @property
+    @functools.cached_property
     def http_only(self) -> bool:
         # An unknown key fails the whole rule before Istio looks at the protocol (model.go New), so
         # it is never dropped the way HTTP-only fields are on TCP.
         return self.attribute.startswith(_HTTP_ONLY_PREFIX) and not self.unknown_key
 
-    @property
+    @functools.cached_property
     def not_evaluated(self) -> str | None:
         """Why the analysis cannot evaluate the clause from manifests, if it cannot."""
         return next((why for name, why in _NOT_EVALUATED.items() if self.attribute.startswith(name)), None)
 
-    @property
+    @functools.cached_property
     def behaviour(self) -> Behaviour | None:
         """The release-dependent behaviour the clause needs, if any."""
         return _SINCE.get(self.attribute)
 
-    @property
+    @functools.cached_property
     def unknown_key(self) -> bool:
         """A `when` key Istio does not know: its validation rejects the policy, istiod skips the rule."""
         if not self.field.startswith("when["):

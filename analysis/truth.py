@@ -47,19 +47,23 @@ def unknown(field: str, why: str) -> Match:
 def all_of(matches: Iterable[Match]) -> Match:
     """AND: one NO decides; otherwise anything unknown leaves the whole unknown, and anything that
     depends on the request makes the whole depend on it."""
-    return _combine(list(matches), decisive=Truth.NO, otherwise=Truth.YES)
+    return _combine(matches, decisive=Truth.NO, otherwise=YES)
 
 
 def any_of(matches: Iterable[Match]) -> Match:
     """OR: one YES decides; otherwise unknown before depends, as for `all_of`; nothing at all is NO."""
-    return _combine(list(matches), decisive=Truth.YES, otherwise=Truth.NO)
+    return _combine(matches, decisive=Truth.YES, otherwise=NO)
 
 
-def _combine(matches: list[Match], *, decisive: Truth, otherwise: Truth) -> Match:
-    if any(match.truth is decisive for match in matches):
-        return Match(decisive)
+def _combine(matches: Iterable[Match], *, decisive: Truth, otherwise: Match) -> Match:
+    # One pass, since policies are judged for many clients: the first decisive match settles it.
+    open_on: dict[Truth, list[frozenset[str]]] = {}
+    for match in matches:
+        if match.truth is decisive:
+            return YES if decisive is Truth.YES else NO
+        if match.truth in (Truth.UNKNOWN, Truth.DEPENDS):
+            open_on.setdefault(match.truth, []).append(match.on)
     for open_truth in (Truth.UNKNOWN, Truth.DEPENDS):
-        open_matches = [match for match in matches if match.truth is open_truth]
-        if open_matches:
-            return Match(open_truth, frozenset().union(*(match.on for match in open_matches)))
-    return Match(otherwise)
+        if open_truth in open_on:
+            return Match(open_truth, frozenset().union(*open_on[open_truth]))
+    return otherwise

@@ -1,18 +1,21 @@
 """Who can reach which external database, from Kubernetes manifests alone.
 
 Layers, bottom up:
-  manifests        load YAML and index it (`MeshIndex`), with views derived once per index
+  manifests        load YAML (libyaml's parser) and index it (`MeshIndex`), with views derived once per index
   istio            the Istio release judged for (`IstioVersion`) and the behaviours that depend on it
   matching         Istio's matching of values, hosts, namespaces and paths, for every caller
   truth            yes, no, depends on the request, or unknown, and how they combine
+  verdict          a `Decision` and its reason
   policy           AuthorizationPolicy rules, and how each clause matches a request
+  sources          which clients a set of policies can tell apart
   netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
   mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
   binding          which waypoint serves a ServiceEntry, as istiod binds it
   attachment       which policies that waypoint applies
+  clients          the matrix's rows: client namespaces and the service accounts policies name
   backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
   bypass           routes around the waypoint: raw IPs the ServiceEntry does not pin, its backends
-  authz            the waypoint's verdict for one `Request`
+  authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
                    with the routes around the waypoint; optionally for one `HttpRequest`
   catalogue        every finding code with its severity, headline and meaning; `Finding`
@@ -22,13 +25,14 @@ Layers, bottom up:
 Pure: no Pulumi, no cluster access, no project configuration.
 """
 
-from .authz import Decision, Request, Verdict, evaluate
+from .authz import Request, evaluate
 from .catalogue import Code, Finding, Severity
 from .findings import analyze
 from .istio import IstioVersion, IstioVersionError
 from .manifests import MeshIndex, ObjectRef, load_manifests
 from .matrix import AccessMatrix, Destination, HttpRequest, access_matrix, default_clients
 from .render import align_columns, render_findings, render_mermaid, render_table
+from .verdict import Decision, Verdict
 
 __all__ = [
     "AccessMatrix",

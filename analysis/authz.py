@@ -8,17 +8,17 @@ a verdict is ALLOW or DENY only when nothing it did not evaluate could change it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from .attachment import applicable_policies
 from .binding import waypoint_binding
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
-from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
+from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, Resource, as_index
 from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
 from .truth import Match, Truth
+from .verdict import Decision, Verdict
 
 
 @dataclass(frozen=True)
@@ -39,24 +39,6 @@ class Request:
     headers: Mapping[str, str] | None = field(default=None, hash=False)
 
 
-class Decision(StrEnum):
-    ALLOW = "ALLOW"
-    DENY = "DENY"
-    OPEN = "OPEN"  # reachable because nothing enforces a policy on the path
-    LIMITED = "LIMITED"  # only some HTTP requests are allowed: it depends on their method, path, headers
-    UNDECIDED = "UNDECIDED"  # the verdict turns on something the analysis does not evaluate
-    BYPASS = "BYPASS"  # the waypoint does not allow everything, but a route around it reaches the database
-
-
-@dataclass(frozen=True)
-class Verdict:
-    decision: Decision
-    reason: str
-    # Routes around the waypoint that stay open, e.g. `raw IP 203.0.113.10`; `evaluate` judges only
-    # the waypoint, so the access matrix fills this in.
-    bypasses: tuple[str, ...] = ()
-
-
 def evaluate(
     mesh: Mesh,
     request: Request,
@@ -74,79 +56,133 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
     service_entry = index.get(SERVICE_ENTRY, request.destination)
     if service_entry is None:
         raise LookupError(f"ServiceEntry {request.destination} not found")
-
-    client = enrollment(index, request.source_namespace)
-    if client is Enrollment.UNKNOWN:
-        # Whether ztunnel captures the client at all turns on labels the manifests do not show.
-        unknown = f"client namespace {request.source_namespace} {client.value}, so whether it is ambient is unknown"
-        return Verdict(Decision.UNDECIDED, unknown)
-    if client is not Enrollment.AMBIENT:
-        return Verdict(Decision.OPEN, f"client namespace {request.source_namespace} {client.value}")
-    binding = waypoint_binding(index, service_entry, istio)
-    if binding.undecided:
-        return Verdict(Decision.UNDECIDED, str(binding))
-    if not binding.enforced:
-        return Verdict(Decision.OPEN, str(binding))
-    ports = service_entry_ports(service_entry)
-    port = next((port for port in ports if port.number == request.port), None)
-    if port is None:
-        # ztunnel sends everything addressed to the ServiceEntry to the waypoint, on any port; the
-        # waypoint listens only on the declared ones.
-        declared = ", ".join(str(declared.number) for declared in ports) or "none"
-        return Verdict(
-            Decision.DENY,
-            f"ServiceEntry {service_entry.ref} does not declare port {request.port} (ports: {declared}), so the "
-            "waypoint has no listener for it and drops the connection",
-        )
+    outside = client_outside_ambient(index, request.source_namespace)
+    if outside is not None:
+        return outside
+    port = port_rules(index, service_entry, request.port, istio, protocol=request.protocol)
     facts = Facts(
         namespace=request.source_namespace,
         service_account=request.service_account,
         trust_domain=request.trust_domain,
         port=request.port,
-        host=request.host or next(iter(service_entry_hosts(service_entry)), ""),
+        host=request.host or port.host,
         method=request.method,
         path=request.path,
         headers=None if request.headers is None else {name.lower(): v for name, v in request.headers.items()},
     )
-    http = is_http_protocol(request.protocol) if request.protocol else port.http
-    policies = applicable_policies(index, service_entry, binding, istio)
-    verdict = _with_dry_run(policies, facts, istio, http=http, destination=service_entry.ref)
-    if service_entry.spec.get("resolution") == "NONE" and not istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
-        since = Behaviour.RESOLUTION_NONE_PASSTHROUGH.since
-        return Verdict(
-            Decision.DENY,
-            f"the waypoint has no endpoint for a resolution: NONE ServiceEntry on Istio {istio.version}, so every "
-            f"connection fails (no healthy upstream; {since} passes it through); policies: {verdict.decision}, "
-            f"{verdict.reason}",
-        )
-    return verdict
+    return port.decide(facts, istio)
 
 
-def _with_dry_run(
-    policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef
-) -> Verdict:
-    """The verdict of the enforced policies; where the dry-run ones would change it, the reason says how."""
-    enforced = tuple(policy for policy in policies if not policy.dry_run)
-    verdict = _decide(enforced, facts, istio, http=http, destination=destination)
-    if len(enforced) == len(policies):
+def client_outside_ambient(index: MeshIndex, namespace: str) -> Verdict | None:
+    """The verdict for every connection from `namespace` when ztunnel does not capture it, else None."""
+    client = enrollment(index, namespace)
+    if client is Enrollment.UNKNOWN:
+        # Whether ztunnel captures the client at all turns on labels the manifests do not show.
+        return Verdict(Decision.UNDECIDED, f"client namespace {namespace} {client.value}, so whether it is ambient is unknown")
+    if client is not Enrollment.AMBIENT:
+        return Verdict(Decision.OPEN, f"client namespace {namespace} {client.value}")
+    return None
+
+
+@dataclass(frozen=True)
+class PortRules:
+    """What decides an ambient client's connections to one ServiceEntry port: a verdict that holds
+    for every client (`fixed`), or the policies the waypoint applies, judged per client by `decide`."""
+
+    service_entry: ObjectRef
+    host: str  # what a client dialling the ServiceEntry sends: its first host
+    fixed: Verdict | None
+    policies: tuple[Policy, ...] = ()
+    http: bool = False
+    # Why every connection fails whatever the policies say, if it does.
+    unreachable: str | None = None
+
+    def decide(self, facts: Facts, istio: Istio) -> Verdict:
+        return self.decide_matched([policy.evaluate(facts, istio, http=self.http) for policy in self.policies])
+
+    def decide_matched(self, matches: Sequence[Match]) -> Verdict:
+        """The verdict given how each of `policies` matches the connection, in their order."""
+        if self.fixed is not None:
+            return self.fixed
+        verdict = _with_dry_run(list(zip(self.policies, matches, strict=True)), destination=self.service_entry)
+        if self.unreachable is not None:
+            return Verdict(Decision.DENY, f"{self.unreachable}; policies: {verdict.decision}, {verdict.reason}")
         return verdict
-    logged = _decide(policies, facts, istio, http=http, destination=destination)
+
+
+def port_rules(
+    index: MeshIndex, service_entry: Resource, port: int, istio: Istio, *, protocol: str | None = None
+) -> PortRules:
+    """The rules for connections to `port` of the ServiceEntry, worked out once per index; `protocol`
+    overrides the one the ServiceEntry declares for the port."""
+    key = ("port rules", service_entry.ref, port, protocol, istio)
+    return index.derived(key, lambda: _port_rules(index, service_entry, port, istio, protocol))
+
+
+def _port_rules(index: MeshIndex, service_entry: Resource, number: int, istio: Istio, protocol: str | None) -> PortRules:
+    host = next(iter(service_entry_hosts(service_entry)), "")
+
+    def fixed(verdict: Verdict) -> PortRules:
+        return PortRules(service_entry.ref, host, verdict)
+
+    binding = waypoint_binding(index, service_entry, istio)
+    if binding.undecided:
+        return fixed(Verdict(Decision.UNDECIDED, str(binding)))
+    if not binding.enforced:
+        return fixed(Verdict(Decision.OPEN, str(binding)))
+    ports = service_entry_ports(service_entry)
+    port = next((port for port in ports if port.number == number), None)
+    if port is None:
+        # ztunnel sends everything addressed to the ServiceEntry to the waypoint, on any port; the
+        # waypoint listens only on the declared ones.
+        declared = ", ".join(str(declared.number) for declared in ports) or "none"
+        return fixed(
+            Verdict(
+                Decision.DENY,
+                f"ServiceEntry {service_entry.ref} does not declare port {number} (ports: {declared}), so the "
+                "waypoint has no listener for it and drops the connection",
+            )
+        )
+    unreachable = None
+    if service_entry.spec.get("resolution") == "NONE" and not istio.has(Behaviour.RESOLUTION_NONE_PASSTHROUGH):
+        unreachable = (
+            f"the waypoint has no endpoint for a resolution: NONE ServiceEntry on Istio {istio.version}, so every "
+            f"connection fails (no healthy upstream; {Behaviour.RESOLUTION_NONE_PASSTHROUGH.since} passes it through)"
+        )
+    return PortRules(
+        service_entry.ref,
+        host,
+        None,
+        applicable_policies(index, service_entry, binding, istio),
+        is_http_protocol(protocol) if protocol else port.http,
+        unreachable,
+    )
+
+
+Matched = list[tuple[Policy, Match]]
+
+
+def _with_dry_run(matched: Matched, *, destination: ObjectRef) -> Verdict:
+    """The verdict of the enforced policies; where the dry-run ones would change it, the reason says how."""
+    enforced = [(policy, match) for policy, match in matched if not policy.dry_run]
+    verdict = _decide(enforced, destination=destination)
+    if len(enforced) == len(matched):
+        return verdict
+    logged = _decide(matched, destination=destination)
     if logged.decision is verdict.decision:
         return verdict
     dry_run = f"with its dry-run policies enforced: {logged.decision} ({logged.reason})"
     return replace(verdict, reason=f"{verdict.reason}; {dry_run}")
 
 
-def _decide(policies: tuple[Policy, ...], facts: Facts, istio: Istio, *, http: bool, destination: ObjectRef) -> Verdict:
-    matches = {policy.ref: policy.evaluate(facts, istio, http=http) for policy in policies}
-
-    def by(action: str, *truths: Truth) -> list[tuple[Policy, Match]]:
-        return [(p, matches[p.ref]) for p in policies if p.action == action and matches[p.ref].truth in truths]
+def _decide(matched: Matched, *, destination: ObjectRef) -> Verdict:
+    def by(action: str, *truths: Truth) -> Matched:
+        return [(p, m) for p, m in matched if p.action == action and m.truth in truths]
 
     denied = by("DENY", Truth.YES)
     if denied:
         return Verdict(Decision.DENY, f"denied by {denied[0][0].ref}")
-    allows = [policy for policy in policies if policy.action == "ALLOW"]
+    allows = [policy for policy, _ in matched if policy.action == "ALLOW"]
     if allows and not by("ALLOW", Truth.YES, Truth.DEPENDS, Truth.UNKNOWN):
         listed = ", ".join(str(policy.ref) for policy in allows)
         return Verdict(Decision.DENY, f"no ALLOW policy matched (applicable: {listed})")
@@ -175,7 +211,7 @@ def _fields(match: Match) -> str:
     return ", ".join(sorted(match.on))
 
 
-def _cannot_decide(matches: list[tuple[Policy, Match]]) -> str:
+def _cannot_decide(matches: Matched) -> str:
     turns_on = "; ".join(
         f"CUSTOM policy {policy.ref} may send it to an external authorizer"
         if policy.action == "CUSTOM"

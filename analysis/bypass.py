@@ -62,27 +62,49 @@ def unpinnable_hosts(index: MeshIndex, service_entry: Resource, istio: Istio) ->
 
 
 def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, istio: Istio) -> tuple[Bypass, ...]:
-    """The routes by which pods in `client_namespace` reach the ServiceEntry's destination around its waypoint."""
+    """The routes by which pods in `client_namespace` reach the ServiceEntry's destination around its
+    waypoint, whatever their identity: raw IP and in-cluster routes."""
+    if not namespace_routes_possible(index, service_entry, istio):
+        return ()
     if enrollment(index, client_namespace) is not Enrollment.AMBIENT:
         return ()
-    if not waypoint_binding(index, service_entry, istio).enforced:
-        return ()
-    outside = [b for b in backends(index, service_entry) if enrollment(index, b.namespace) is not Enrollment.AMBIENT]
-    admitting = [backend for backend in outside if _pods_admit(index, backend, client_namespace)]
-    routes = []
-    for ip in unpinned_ips(service_entry):
-        # A raw-IP connection to a backend's address lands on its pods, whose ingress policy judges it.
-        landing = [backend for backend in outside if backend.answers(ip)]
-        if not _egress_allows_ip(index, client_namespace, ip):
-            continue
-        if not landing or any(backend in admitting for backend in landing):
-            routes.append(Bypass(RAW_IP, SERVICE_ENTRY, service_entry.ref, str(ip)))
-    routes += [
-        Bypass(IN_CLUSTER, backend.kind, backend.ref)
-        for backend in admitting
-        if _egress_allows_pods(index, client_namespace, backend)
+    outside = _outside_backends(index, service_entry)
+    found = [
+        Bypass(RAW_IP, SERVICE_ENTRY, service_entry.ref, str(ip))
+        for ip in unpinned_ips(service_entry)
+        if _reaches_ip(index, client_namespace, ip, outside)
     ]
-    return tuple(routes)
+    found += [
+        Bypass(IN_CLUSTER, backend.kind, backend.ref)
+        for backend in outside
+        if _pods_admit(index, backend, client_namespace) and _egress_allows_pods(index, client_namespace, backend)
+    ]
+    return tuple(found)
+
+
+def namespace_routes_possible(index: MeshIndex, service_entry: Resource, istio: Istio) -> bool:
+    """Whether `bypasses` may find a route for some namespace: the ServiceEntry is enforced, and has
+    an unpinned IP or backends."""
+
+    def build() -> bool:
+        if not waypoint_binding(index, service_entry, istio).enforced:
+            return False
+        return bool(unpinned_ips(service_entry) or backends(index, service_entry))
+
+    return index.derived(("namespace routes possible", service_entry.ref, istio), build)
+
+
+def _outside_backends(index: MeshIndex, service_entry: Resource) -> list[Backend]:
+    return [b for b in backends(index, service_entry) if enrollment(index, b.namespace) is not Enrollment.AMBIENT]
+
+
+def _reaches_ip(index: MeshIndex, namespace: str, ip: ipaddress.IPv4Address, outside: list[Backend]) -> bool:
+    """Whether the pods of `namespace` may connect to `ip`: their egress allows it, and where it lands
+    on in-cluster pods, their ingress admits the namespace."""
+    if not allows(index, namespace, CLIENT_PODS, Direction.EGRESS, lambda peer: peer.matches_ip(ip)):
+        return False
+    landing = [backend for backend in outside if backend.answers(ip)]
+    return not landing or any(_pods_admit(index, backend, namespace) for backend in landing)
 
 
 def _pods_admit(index: MeshIndex, backend: Backend, client_namespace: str) -> bool:
@@ -94,10 +116,6 @@ def _pods_admit(index: MeshIndex, backend: Backend, client_namespace: str) -> bo
         Direction.INGRESS,
         lambda peer: peer.may_match_pods(backend.namespace, client_namespace, client_labels, CLIENT_PODS),
     )
-
-
-def _egress_allows_ip(index: MeshIndex, client_namespace: str, ip: ipaddress.IPv4Address) -> bool:
-    return allows(index, client_namespace, CLIENT_PODS, Direction.EGRESS, lambda peer: peer.matches_ip(ip))
 
 
 def _egress_allows_pods(index: MeshIndex, client_namespace: str, backend: Backend) -> bool:

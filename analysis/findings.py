@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from .attachment import applicable_policies
 from .backends import backends
 from .binding import WAYPOINT_FOR, Problem, waypoint_binding
-from .bypass import RAW_IP, Bypass, bypasses, unpinnable_hosts
+from .bypass import RAW_IP, Bypass, bypasses, namespace_routes_possible, unpinnable_hosts
 from .catalogue import Code, Finding, report
+from .clients import client_namespaces
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import (
     GATEWAY,
@@ -20,7 +21,6 @@ from .manifests import (
     Resource,
     as_index,
 )
-from .matrix import client_namespaces
 from .mesh import (
     DATAPLANE_MODE,
     USE_WAYPOINT,
@@ -179,6 +179,8 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
     namespaces = client_namespaces(index)
     open_to: dict[Bypass, set[str]] = defaultdict(set)
     for service_entry in index.all(SERVICE_ENTRY):
+        if not namespace_routes_possible(index, service_entry, istio):
+            continue
         for namespace in namespaces:
             for route in bypasses(index, namespace, service_entry, istio):
                 open_to[route].add(namespace)

@@ -1,28 +1,34 @@
-"""Who can reach what: the verdict for every client and every ServiceEntry port.
+"""Who can reach what: the verdict for every client (see `clients`) and every ServiceEntry port,
+with the routes around the waypoint.
 
-A client is a namespace, `ns`, or one workload identity in it, `ns/sa/<service account>`. The bare
-`ns` stands for a workload running as the namespace's `default` service account, which is what a
-pod gets without `serviceAccountName`: the identity of any workload no policy singles out.
+Linear in policies plus cells: policies are parsed and indexed once per index; for each
+ServiceEntry port the applicable policies are judged once per kind of client they can tell apart
+(see `sources`), and a cell is then a lookup. A cell holds a shared `Verdict`: a reason exists once
+per distinct verdict, never once per cell, and a cell with routes around the waypoint shares its
+verdict with every cell of the same verdict and routes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
-from .attachment import policies
-from .authz import Decision, Request, Verdict, judge
-from .bypass import Bypass, bypasses
+from .authz import PortRules, client_outside_ambient, port_rules
+from .bypass import Bypass, bypasses, namespace_routes_possible
+from .clients import client_identity as client_identity
+from .clients import client_name as client_name
+from .clients import client_namespaces as client_namespaces
+from .clients import default_clients as default_clients
+from .clients import running_as, trust_domain
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
-from .manifests import GATEWAY, NAMESPACE, SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, as_index
-from .mesh import Enrollment, enrollment, is_waypoint, service_entry_ports
-from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal
-
-DEFAULT_SERVICE_ACCOUNT = "default"
-# As in a principal's `ns/<ns>/sa/<sa>`.
-_SERVICE_ACCOUNT_INFIX = "/sa/"
+from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, Resource, as_index
+from .mesh import service_entry_ports
+from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
+from .sources import SourceKinds
+from .truth import Match
+from .verdict import Decision, Verdict
 
 
 @dataclass(frozen=True)
@@ -32,42 +38,81 @@ class Destination:
     label: str  # `namespace/name`, with `:port` when the ServiceEntry has several ports
 
 
-@dataclass(frozen=True)
 class AccessMatrix:
-    clients: tuple[str, ...]
-    destinations: tuple[Destination, ...]
-    cells: Mapping[tuple[str, str], Verdict]  # by (client, destination label)
+    """The verdict of every client for every destination."""
+
+    def __init__(
+        self, clients: Sequence[str], destinations: Sequence[Destination], columns: Sequence[Sequence[Verdict]]
+    ) -> None:
+        """`columns[d][c]` is the verdict of `clients[c]` for `destinations[d]`."""
+        self.clients = tuple(clients)
+        self.destinations = tuple(destinations)
+        self._columns = columns
+        self._rows = {client: position for position, client in enumerate(self.clients)}
+        self._labels = {destination.label: position for position, destination in enumerate(self.destinations)}
 
     def verdict(self, client: str, destination: str) -> Verdict:
-        return self.cells[(client, destination)]
+        """Raises KeyError for a client or destination label the matrix does not have."""
+        return self._columns[self._labels[destination]][self._rows[client]]
+
+    def decision(self, client: str, destination: str) -> Decision:
+        return self.verdict(client, destination).decision
+
+    def reason(self, client: str, destination: str) -> str:
+        """Why the cell reads as it does: the waypoint's reason, with the routes around it."""
+        return self.verdict(client, destination).reason
+
+    @property
+    def cells(self) -> Mapping[tuple[str, str], Verdict]:
+        """Every cell by (client, destination label), looked up as asked rather than stored twice."""
+        return _Cells(self)
 
     def entries(self) -> Iterator[tuple[str, Destination, Verdict]]:
         """Every cell, row by row."""
-        for client in self.clients:
-            for destination in self.destinations:
-                yield client, destination, self.verdict(client, destination.label)
+        for row, client in enumerate(self.clients):
+            for column, destination in enumerate(self.destinations):
+                yield client, destination, self._columns[column][row]
 
-    def to_dict(self) -> dict[str, Any]:
-        def by_client(value: Any) -> dict[str, dict[str, str]]:
+    def to_dict(self, *, reasons: bool = True) -> dict[str, Any]:
+        """Clients, destinations, each cell's decision (and reason, unless `reasons` is false), and the
+        routes around the waypoint of the cells that have them."""
+
+        def by_client(value: Callable[[Verdict], str]) -> dict[str, dict[str, str]]:
             return {
-                client: {d.label: value(self.verdict(client, d.label)) for d in self.destinations}
-                for client in self.clients
+                client: {d.label: value(self._columns[column][row]) for column, d in enumerate(self.destinations)}
+                for row, client in enumerate(self.clients)
             }
 
         bypassed: dict[str, dict[str, list[str]]] = {}
         for client, destination, verdict in self.entries():
             if verdict.bypasses:
                 bypassed.setdefault(client, {})[destination.label] = list(verdict.bypasses)
-        return {
+        document: dict[str, Any] = {
             "clients": list(self.clients),
             "destinations": [destination.label for destination in self.destinations],
             "cells": by_client(lambda verdict: verdict.decision.value),
-            "reasons": by_client(lambda verdict: verdict.reason),
             "bypasses": bypassed,  # only the cells with a route around the waypoint
         }
+        if reasons:
+            document["reasons"] = by_client(lambda verdict: verdict.reason)
+        return document
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    def to_json(self, *, reasons: bool = True) -> str:
+        return json.dumps(self.to_dict(reasons=reasons), indent=2, sort_keys=True)
+
+
+class _Cells(Mapping[tuple[str, str], Verdict]):
+    def __init__(self, matrix: AccessMatrix) -> None:
+        self._matrix = matrix
+
+    def __getitem__(self, key: tuple[str, str]) -> Verdict:
+        return self._matrix.verdict(*key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((client, destination.label) for client, destination, _ in self._matrix.entries())
+
+    def __len__(self) -> int:
+        return len(self._matrix.clients) * len(self._matrix.destinations)
 
 
 @dataclass(frozen=True)
@@ -102,6 +147,10 @@ class HttpRequest:
         return " ".join([f"{self.method} {self.path}", *extras])
 
 
+# (namespace, service account, trust domain) of a row.
+Identity = tuple[str, str, str]
+
+
 def access_matrix(
     mesh: Mesh,
     clients: Iterable[str] | None = None,
@@ -119,116 +168,147 @@ def access_matrix(
     index = as_index(mesh)
     istio = Istio.of(istio_version, root_namespace)
     rows = tuple(sorted(set(clients))) if clients is not None else default_clients(index)
-    destinations = _destinations(index)
-    trust_domains = _trust_domains(index)
-    routes = {
-        (namespace, service_entry.ref): bypasses(index, namespace, service_entry, istio)
-        for namespace in {_identity(client)[0] for client in rows}
-        for service_entry in index.all(SERVICE_ENTRY)
-    }
-    cells = {}
-    for client in rows:
-        namespace, service_account = _identity(client)
-        trust_domain = trust_domains.get((namespace, service_account), DEFAULT_TRUST_DOMAIN)
-        for destination in destinations:
-            asked = Request(
-                namespace,
-                destination.service_entry,
-                destination.port,
-                service_account=service_account,
-                trust_domain=trust_domain,
-                method=request.method if request else None,
-                path=request.path if request else None,
-                host=request.host if request else None,
-                headers=request.headers if request else None,
-            )
-            around = routes[(namespace, destination.service_entry)]
-            cells[(client, destination.label)] = _around_waypoint(judge(index, asked, istio), around)
-    return AccessMatrix(rows, destinations, cells)
+    identities = [(namespace, account, trust_domain(index, namespace, account)) for namespace, account in map(running_as, rows)]
+    judge = _Judge(index, istio, request, identities)
+    ports = _ports(index)
+    columns = [judge.column(entry, destination.port) for destination, entry in ports]
+    return AccessMatrix(rows, [destination for destination, _ in ports], columns)
 
 
-def client_namespaces(index: MeshIndex) -> tuple[str, ...]:
-    """Namespaces an ALLOW or DENY policy names as a source, plus every ambient namespace, except the
-    namespaces that host the waypoint or the ServiceEntries: those are the egress machinery, not its clients."""
-    named = {namespace for policy in _deciding_policies(index) for namespace in policy.source_namespaces()}
-    ambient = {ns.name for ns in index.all(NAMESPACE) if enrollment(index, ns.name) is Enrollment.AMBIENT}
-    machinery = {gateway.namespace for gateway in index.all(GATEWAY) if is_waypoint(gateway)}
-    machinery |= {service_entry.namespace for service_entry in index.all(SERVICE_ENTRY)}
-    return tuple(sorted((named | ambient) - machinery))
+class _Judge:
+    """Judges the cells of one matrix: each policy once per kind of client it can tell apart, each
+    column once per kind of client its policies can (see `sources`). A column starts as the verdict
+    of the clients no policy of it names, and only the rows its policies do tell apart, with routes
+    around the waypoint or outside ambient are then looked at."""
+
+    def __init__(self, index: MeshIndex, istio: Istio, request: HttpRequest | None, identities: Sequence[Identity]) -> None:
+        self._index = index
+        self._istio = istio
+        self._request = request
+        self._identities = identities
+        self._kinds: dict[ObjectRef, SourceKinds] = {}
+        self._matches: dict[Hashable, Match] = {}
+        outside = {namespace: client_outside_ambient(index, namespace) for namespace, _, _ in identities}
+        self._outside = [(row, outside[namespace]) for row, (namespace, _, _) in enumerate(identities) if outside[namespace]]
+        self._ambient = [row for row, (namespace, _, _) in enumerate(identities) if outside[namespace] is None]
+        self._by_namespace: dict[str, list[int]] = {}
+        for row in self._ambient:
+            self._by_namespace.setdefault(identities[row][0], []).append(row)
+        self._default_domain = [row for row in self._ambient if identities[row][2] == DEFAULT_TRUST_DOMAIN]
+        self._other_domains = [row for row in self._ambient if identities[row][2] != DEFAULT_TRUST_DOMAIN]
+
+    def column(self, service_entry: Resource, port: int) -> list[Verdict]:
+        """Each row's verdict for one ServiceEntry port."""
+        index, istio, identities = self._index, self._istio, self._identities
+        rules = port_rules(index, service_entry, port, istio)
+        kinds = SourceKinds.of(rules.policies)
+        judged: dict[Hashable, Verdict] = {}
+
+        def verdict(row: int, matched: Callable[[], list[Match]] | None = None) -> Verdict:
+            key = kinds.key(*identities[row])
+            if key not in judged:
+                judged[key] = rules.decide_matched(matched() if matched else self._matched(rules, port, identities[row]))
+            return judged[key]
+
+        unnamed = next((row for row in self._default_domain if identities[row][0] not in kinds.named), None)
+        if kinds.patterns or unnamed is None:
+            cells: list[Verdict | None] = [None] * len(identities)
+            for row in self._ambient:
+                cells[row] = verdict(row)
+        else:
+            # Every unnamed row of the default trust domain is judged as `unnamed` is; a named one
+            # differs from it only in the policies that name its namespace.
+            unnamed_matches = self._matched(rules, port, identities[unnamed])
+            cells = [verdict(unnamed, lambda: unnamed_matches)] * len(identities)
+            naming: dict[str, list[int]] = {}
+            for position, policy in enumerate(rules.policies):
+                for namespace in self._policy_kinds(policy).named:
+                    naming.setdefault(namespace, []).append(position)
+            for namespace in kinds.named:
+                for row in self._by_namespace.get(namespace, ()):
+                    if identities[row][2] != DEFAULT_TRUST_DOMAIN:
+                        continue  # judged below with the other trust domains
+
+                    def matched(row: int = row, namespace: str = namespace) -> list[Match]:
+                        found = list(unnamed_matches)
+                        for position in naming[namespace]:
+                            found[position] = self._match(rules, port, rules.policies[position], identities[row])
+                        return found
+
+                    cells[row] = verdict(row, matched)
+            for row in self._other_domains:
+                cells[row] = verdict(row)
+        for row, outside in self._outside:
+            cells[row] = outside
+        combined: dict[tuple[int, tuple[Bypass, ...]], Verdict] = {}
+        for row in self._routed(service_entry):
+            around = bypasses(index, identities[row][0], service_entry, istio)
+            if around:
+                cells[row] = _around_waypoint(verdict(row), around, combined)
+        return cast(list[Verdict], cells)  # every row is ambient, and filled, or outside
+
+    def _routed(self, service_entry: Resource) -> list[int]:
+        """The rows that may have routes around the ServiceEntry's waypoint: every ambient one when
+        its hosts or backends leave some, else none."""
+        return self._ambient if namespace_routes_possible(self._index, service_entry, self._istio) else []
+
+    def _policy_kinds(self, policy: Policy) -> SourceKinds:
+        if policy.ref not in self._kinds:
+            self._kinds[policy.ref] = SourceKinds.of([policy])
+        return self._kinds[policy.ref]
+
+    def _matched(self, rules: PortRules, port: int, identity: Identity) -> list[Match]:
+        """How each of the port's policies matches the identity."""
+        return [self._match(rules, port, policy, identity) for policy in rules.policies]
+
+    def _match(self, rules: PortRules, port: int, policy: Policy, identity: Identity) -> Match:
+        """How the policy matches the identity, judged once per kind of client the policy tells apart."""
+        key = (policy.ref, rules.http, port, rules.host, self._policy_kinds(policy).key(*identity))
+        if key not in self._matches:
+            self._matches[key] = policy.evaluate(self._facts(rules, port, identity), self._istio, http=rules.http)
+        return self._matches[key]
+
+    def _facts(self, rules: PortRules, port: int, identity: Identity) -> Facts:
+        namespace, account, domain = identity
+        request = self._request
+        headers = request.headers if request else None
+        return Facts(
+            namespace=namespace,
+            service_account=account,
+            trust_domain=domain,
+            port=port,
+            host=(request.host if request else None) or rules.host,
+            method=request.method if request else None,
+            path=request.path if request else None,
+            headers={name.lower(): value for name, value in headers.items()} if headers else None,
+        )
 
 
-def default_clients(index: MeshIndex) -> tuple[str, ...]:
-    """Every client namespace, and beside it `ns/sa/<name>` for each service account an ALLOW or DENY
-    policy names in a principal or in `serviceAccounts`. The `default` account gets no row of its
-    own: the bare `ns` is it."""
-    namespaces = client_namespaces(index)
-    named = {(principal.namespace, principal.service_account) for principal in _named_principals(index)}
-    named |= {pair for policy in _deciding_policies(index) for pair in policy.source_service_accounts()}
-    accounts = {
-        client_name(namespace, account)
-        for namespace, account in named
-        if namespace in namespaces and account != DEFAULT_SERVICE_ACCOUNT
-    }
-    return tuple(sorted({*namespaces, *accounts}))
+def _around_waypoint(
+    verdict: Verdict, found: tuple[Bypass, ...], combined: dict[tuple[int, tuple[Bypass, ...]], Verdict]
+) -> Verdict:
+    """The waypoint's verdict with the routes around it, made once per verdict and routes. Where the
+    waypoint does not plainly allow (DENY, LIMITED, UNDECIDED), a route around it reaches the
+    database whatever the waypoint does: BYPASS."""
+    key = (id(verdict), found)
+    if key not in combined:
+        paths = tuple(map(str, found))
+        undone = verdict.decision in (Decision.DENY, Decision.LIMITED, Decision.UNDECIDED)
+        combined[key] = replace(
+            verdict,
+            decision=Decision.BYPASS if undone else verdict.decision,
+            reason=f"{verdict.reason}; reachable around the waypoint via {', '.join(paths)}",
+            bypasses=paths,
+        )
+    return combined[key]
 
 
-def _deciding_policies(index: MeshIndex) -> Iterator[Policy]:
-    # AUDIT only logs and CUSTOM defers to an external authorizer, so their sources decide nothing.
-    return (policy for policy in policies(index) if policy.action in ("ALLOW", "DENY"))
-
-
-def _named_principals(index: MeshIndex) -> list[Principal]:
-    return sorted({principal for policy in _deciding_policies(index) for principal in policy.source_principals()})
-
-
-def _trust_domains(index: MeshIndex) -> dict[tuple[str, str], str]:
-    """The trust domain each (namespace, service account) is named with, the first in sort order when
-    several are; a pattern such as `*` names none, and `cluster.local` matches it."""
-    domains: dict[tuple[str, str], str] = {}
-    for principal in _named_principals(index):
-        if "*" not in principal.trust_domain:
-            domains.setdefault((principal.namespace, principal.service_account), principal.trust_domain)
-    return domains
-
-
-def client_name(namespace: str, service_account: str) -> str:
-    """The row of one workload identity, as a principal names it: `<ns>/sa/<service account>`."""
-    return f"{namespace}{_SERVICE_ACCOUNT_INFIX}{service_account}"
-
-
-def client_identity(client: str) -> tuple[str, str | None]:
-    """(namespace, service account) of a row; None for the bare namespace row."""
-    namespace, infix, service_account = client.partition(_SERVICE_ACCOUNT_INFIX)
-    return namespace, service_account if infix else None
-
-
-def _identity(client: str) -> tuple[str, str]:
-    """(namespace, service account) of a row; the bare namespace runs as `default`."""
-    namespace, service_account = client_identity(client)
-    return namespace, service_account or DEFAULT_SERVICE_ACCOUNT
-
-
-def _around_waypoint(verdict: Verdict, routes: tuple[Bypass, ...]) -> Verdict:
-    """The waypoint's verdict with the routes around it. Where the waypoint does not plainly allow
-    (DENY, LIMITED, UNDECIDED), a route around it reaches the database whatever the waypoint does:
-    BYPASS."""
-    if not routes:
-        return verdict
-    paths = tuple(map(str, routes))
-    undone = verdict.decision in (Decision.DENY, Decision.LIMITED, Decision.UNDECIDED)
-    return replace(
-        verdict,
-        decision=Decision.BYPASS if undone else verdict.decision,
-        reason=f"{verdict.reason}; reachable around the waypoint via {', '.join(paths)}",
-        bypasses=paths,
-    )
-
-
-def _destinations(index: MeshIndex) -> tuple[Destination, ...]:
-    destinations = []
+def _ports(index: MeshIndex) -> list[tuple[Destination, Resource]]:
+    """Every ServiceEntry port as a destination, with its ServiceEntry."""
+    found = []
     for service_entry in index.all(SERVICE_ENTRY):
         ports = service_entry_ports(service_entry)
         for port in ports:
             label = f"{service_entry.ref}:{port.number}" if len(ports) > 1 else str(service_entry.ref)
-            destinations.append(Destination(service_entry.ref, port.number, label))
-    return tuple(destinations)
+            found.append((Destination(service_entry.ref, port.number, label), service_entry))
+    return found

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .authz import Decision
 from .catalogue import Finding
 from .matrix import AccessMatrix
+from .verdict import Decision
 
 # Mermaid arrows: ALLOW and LIMITED solid (some traffic passes the waypoint), DENY and UNDECIDED
 # dotted, OPEN and BYPASS thick because they are the ones to notice, each in its own colour: OPEN

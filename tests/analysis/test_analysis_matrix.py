@@ -162,3 +162,39 @@ def test_http_request_reads_method_path_host_and_headers(text, parsed):
 def test_malformed_http_request_says_what_it_expects(text):
     with pytest.raises(ValueError, match=r"METHOD:/PATH|name=value"):
         HttpRequest.parse(text)
+
+
+def test_a_cell_is_asked_for_its_verdict_decision_or_reason_and_unknown_ones_raise(k8s):
+    matrix = access_matrix(k8s.seed())
+    verdict = matrix.verdict("rds-demo-1", "istio-egress/postgres-2")
+    assert matrix.decision("rds-demo-1", "istio-egress/postgres-2") is verdict.decision is Decision.DENY
+    assert matrix.reason("rds-demo-1", "istio-egress/postgres-2") == verdict.reason
+    with pytest.raises(KeyError):
+        matrix.verdict("rds-demo-3", "istio-egress/postgres-2")
+
+
+def test_cells_are_a_mapping_of_every_client_and_destination(k8s):
+    matrix = access_matrix(k8s.seed())
+    assert len(matrix.cells) == 4
+    assert list(matrix.cells) == [
+        ("rds-demo-1", "istio-egress/postgres-1"),
+        ("rds-demo-1", "istio-egress/postgres-2"),
+        ("rds-demo-2", "istio-egress/postgres-1"),
+        ("rds-demo-2", "istio-egress/postgres-2"),
+    ]
+    assert matrix.cells.get(("rds-demo-2", "istio-egress/postgres-2")).decision is Decision.ALLOW
+    assert matrix.cells.get(("nobody", "istio-egress/postgres-2")) is None
+
+
+def test_cells_of_one_kind_of_client_share_one_verdict_and_so_one_reason(k8s):
+    """Reasons are kept once per distinct verdict, not once per cell."""
+    manifests = [*k8s.seed(), *(k8s.namespace(f"team-{index}") for index in range(5))]
+    matrix = access_matrix(manifests)
+    denied = {id(matrix.verdict(f"team-{index}", "istio-egress/postgres-1")) for index in range(5)}
+    assert len(denied) == 1
+
+
+def test_json_without_reasons_keeps_decisions_and_routes_only(k8s):
+    document = access_matrix(k8s.seed(protected=False)).to_dict(reasons=False)
+    assert sorted(document) == ["bypasses", "cells", "clients", "destinations"]
+    assert document["bypasses"]["rds-demo-2"]["istio-egress/postgres-1"] == ["raw IP 10.0.0.1", "in-cluster db/postgres-1"]

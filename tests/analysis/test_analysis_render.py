@@ -25,7 +25,7 @@ def test_mermaid_draws_one_edge_per_cell_labelled_with_its_verdict(k8s):
 
 
 def test_mermaid_node_ids_are_sanitised_and_distinct():
-    matrix = AccessMatrix(clients=("a-b", "a.b"), destinations=(), cells={})
+    matrix = AccessMatrix(clients=("a-b", "a.b"), destinations=(), columns=())
     lines = render_mermaid(matrix).splitlines()
     assert lines[1:] == ['  ns_a_b["a-b"]', '  ns_a_b_2["a.b"]']
 

@@ -10,6 +10,7 @@ Layers, bottom up:
   sources          which clients a set of policies can tell apart
   netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
   mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
+  egress           whether a namespace's pods reach any other external destination
   binding          which waypoint serves a ServiceEntry, as istiod binds it
   attachment       which policies that waypoint applies
   clients          the matrix's rows: client namespaces and the service accounts policies name
@@ -17,7 +18,8 @@ Layers, bottom up:
   bypass           routes around the waypoint: raw IPs the ServiceEntry does not pin, its backends
   authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
-                   with the routes around the waypoint; optionally for one `HttpRequest`
+                   with the routes around the waypoint, and for any other external destination;
+                   optionally for one `HttpRequest`
   catalogue        every finding code with its severity, headline and meaning; `Finding`
   findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies)
   render           text, JSON and Mermaid output
@@ -27,6 +29,7 @@ Pure: no Pulumi, no cluster access, no project configuration.
 
 from .authz import Request, evaluate
 from .catalogue import Code, Finding, Severity
+from .egress import external_egress
 from .findings import analyze
 from .istio import IstioVersion, IstioVersionError
 from .manifests import MeshIndex, ObjectRef, load_manifests
@@ -53,6 +56,7 @@ __all__ = [
     "analyze",
     "default_clients",
     "evaluate",
+    "external_egress",
     "load_manifests",
     "render_findings",
     "render_mermaid",

@@ -152,7 +152,7 @@ class Code(StrEnum):
     )
     DNS_HOST_UNPINNED = (
         "EGW0403", Severity.WARNING, "ServiceEntry", "DNS host unpinned",
-        "a DNS host whose IPs cannot be pinned",
+        "a DNS host whose IPs cannot be pinned, and client namespaces whose egress lets them dial those IPs",
     )
     SELECTED_PODS_ADMIT_CLIENTS = (
         "EGW0404", Severity.ERROR, "ServiceEntry", "Selected pods admit clients",

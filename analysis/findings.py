@@ -11,6 +11,7 @@ from .binding import WAYPOINT_FOR, Problem, waypoint_binding
 from .bypass import RAW_IP, Bypass, bypasses, namespace_routes_possible, unpinnable_hosts
 from .catalogue import Code, Finding, report
 from .clients import client_namespaces
+from .egress import external_egress
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
 from .manifests import (
     GATEWAY,
@@ -31,6 +32,7 @@ from .mesh import (
     service_entry_hosts,
 )
 from .policy_findings import policy_findings
+from .verdict import Decision
 
 
 def analyze(
@@ -208,12 +210,24 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
 
 
 def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    """A DNS host's real IPs are any other external destination: reported for the ambient client
+    namespaces whose egress reaches those (see `egress`)."""
+    reaching = [
+        namespace
+        for namespace in client_namespaces(index)
+        if enrollment(index, namespace) is Enrollment.AMBIENT
+        and external_egress(index, namespace).decision is not Decision.DENY
+    ]
+    if not reaching:
+        return
+    listed = ", ".join(reaching)
     for service_entry in index.all(SERVICE_ENTRY):
         for host in unpinnable_hosts(index, service_entry, istio):
             yield report(
                 Code.DNS_HOST_UNPINNED,
                 service_entry,
-                f'Host "{host}" is a DNS name, so the IPs it resolves to cannot be pinned and direct connections '
-                "to them bypass the waypoint; deny them with an egress NetworkPolicy in each client namespace, "
-                "or list them in spec.addresses if they are fixed",
+                f'Host "{host}" is a DNS name, so the IPs it resolves to cannot be pinned, and pods of {listed} may '
+                "connect to them directly, around the waypoint (their egress reaches any external address); lock "
+                "their egress down to in-cluster pods with an egress NetworkPolicy, or list the IPs in spec.addresses "
+                "if they are fixed",
             )

@@ -1,5 +1,5 @@
 """Who can reach what: the verdict for every client (see `clients`) and every ServiceEntry port,
-with the routes around the waypoint.
+with the routes around the waypoint, and for any other external destination (see `egress`).
 
 Linear in policies plus cells: policies are parsed and indexed once per index; for each
 ServiceEntry port the applicable policies are judged once per kind of client they can tell apart
@@ -22,6 +22,7 @@ from .clients import client_name as client_name
 from .clients import client_namespaces as client_namespaces
 from .clients import default_clients as default_clients
 from .clients import running_as, trust_domain
+from .egress import external_egress
 from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, Resource, as_index
 from .mesh import service_entry_ports
@@ -29,6 +30,8 @@ from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
 from .sources import SourceKinds
 from .truth import Match
 from .verdict import Decision, Verdict
+
+OTHER_DESTINATIONS = "any other external"  # the label of the last column
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,20 @@ class Destination:
 
 
 class AccessMatrix:
-    """The verdict of every client for every destination."""
+    """The verdict of every client for every destination, and for any other external destination."""
 
     def __init__(
-        self, clients: Sequence[str], destinations: Sequence[Destination], columns: Sequence[Sequence[Verdict]]
+        self,
+        clients: Sequence[str],
+        destinations: Sequence[Destination],
+        columns: Sequence[Sequence[Verdict]],
+        other_destinations: Mapping[str, Verdict],
     ) -> None:
-        """`columns[d][c]` is the verdict of `clients[c]` for `destinations[d]`."""
+        """`columns[d][c]` is the verdict of `clients[c]` for `destinations[d]`; `other_destinations`
+        has every client's verdict for any destination no ServiceEntry declares."""
         self.clients = tuple(clients)
         self.destinations = tuple(destinations)
+        self.other_destinations: Mapping[str, Verdict] = other_destinations
         self._columns = columns
         self._rows = {client: position for position, client in enumerate(self.clients)}
         self._labels = {destination.label: position for position, destination in enumerate(self.destinations)}
@@ -74,8 +83,9 @@ class AccessMatrix:
                 yield client, destination, self._columns[column][row]
 
     def to_dict(self, *, reasons: bool = True) -> dict[str, Any]:
-        """Clients, destinations, each cell's decision (and reason, unless `reasons` is false), and the
-        routes around the waypoint of the cells that have them."""
+        """Clients, destinations, each cell's decision (and reason, unless `reasons` is false), the
+        routes around the waypoint of the cells that have them, and each client's verdict for any
+        other external destination."""
 
         def by_client(value: Callable[[Verdict], str]) -> dict[str, dict[str, str]]:
             return {
@@ -92,9 +102,13 @@ class AccessMatrix:
             "destinations": [destination.label for destination in self.destinations],
             "cells": by_client(lambda verdict: verdict.decision.value),
             "bypasses": bypassed,  # only the cells with a route around the waypoint
+            "other_destinations": {client: self.other_destinations[client].decision.value for client in self.clients},
         }
         if reasons:
             document["reasons"] = by_client(lambda verdict: verdict.reason)
+            document["other_destination_reasons"] = {
+                client: self.other_destinations[client].reason for client in self.clients
+            }
         return document
 
     def to_json(self, *, reasons: bool = True) -> str:
@@ -172,7 +186,8 @@ def access_matrix(
     judge = _Judge(index, istio, request, identities)
     ports = _ports(index)
     columns = [judge.column(entry, destination.port) for destination, entry in ports]
-    return AccessMatrix(rows, [destination for destination, _ in ports], columns)
+    other = {row: external_egress(index, namespace) for row, (namespace, _, _) in zip(rows, identities, strict=True)}
+    return AccessMatrix(rows, [destination for destination, _ in ports], columns, other)
 
 
 class _Judge:

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from .manifests import NETWORK_POLICY, MeshIndex, ObjectRef, Resource
 
@@ -23,6 +23,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 Selector = Mapping[str, Any]  # a LabelSelector: `matchLabels` and `matchExpressions`
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # True or False, or None when the answer turns on labels the manifests do not show.
 Ternary = bool | None
 
@@ -98,12 +99,18 @@ class Peer:
 
     def matches_ip(self, address: ipaddress.IPv4Address) -> bool:
         """Whether the peer covers an address outside the cluster: only an ipBlock can."""
+        return any(address in network for network in self.networks())
+
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """The addresses an ipBlock admits, its `cidr` less its `except` ranges, as disjoint networks;
+        none for a peer of pods."""
         if self.ip_block is None:
-            return False
-        excepted = (ipaddress.ip_network(cidr, strict=False) for cidr in self.ip_block.get("except") or [])
-        return address in ipaddress.ip_network(self.ip_block.get("cidr", ""), strict=False) and not any(
-            address in network for network in excepted
-        )
+            return ()
+        allowed = [ipaddress.ip_network(self.ip_block.get("cidr", ""), strict=False)]
+        for text in self.ip_block.get("except") or []:
+            excepted = ipaddress.ip_network(text, strict=False)
+            allowed = [part for network in allowed for part in _without(network, excepted)]
+        return tuple(allowed)
 
     def may_match_pods(self, policy_namespace: str, namespace: str, namespace_labels: Labels, pods: Labels) -> bool:
         if self.ip_block is not None:
@@ -114,6 +121,24 @@ class Peer:
         else:
             in_namespace = selector_matches(self.namespace_selector, namespace_labels) is not False
         return in_namespace and selector_matches(self.pod_selector, pods) is not False
+
+
+def _without(network: IPNetwork, excepted: IPNetwork) -> list[IPNetwork]:
+    """`network` less `excepted`; a range of the other IP version excepts nothing."""
+    if isinstance(network, ipaddress.IPv4Network) and isinstance(excepted, ipaddress.IPv4Network):
+        return _exclude(network, excepted)
+    if isinstance(network, ipaddress.IPv6Network) and isinstance(excepted, ipaddress.IPv6Network):
+        return _exclude(network, excepted)
+    return [network]
+
+
+SameVersion = TypeVar("SameVersion", ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _exclude(network: SameVersion, excepted: SameVersion) -> list[IPNetwork]:
+    if excepted.subnet_of(network):
+        return list(network.address_exclude(excepted))
+    return [] if network.subnet_of(excepted) else [network]
 
 
 @dataclass(frozen=True)

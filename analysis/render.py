@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .catalogue import Finding
-from .matrix import AccessMatrix
+from .matrix import OTHER_DESTINATIONS, AccessMatrix
 from .verdict import Decision
 
 # Mermaid arrows: ALLOW and LIMITED solid (some traffic passes the waypoint), DENY and UNDECIDED
@@ -30,6 +30,10 @@ _EDGE_COLOURS = {
 }
 
 
+# Client and destination ids start `ns_` and `se_`, so this one is always free.
+_OTHER_ID = "other_external"
+
+
 def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines of left-aligned columns two spaces apart, without trailing spaces."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -41,35 +45,46 @@ def render_findings(findings: Iterable[Finding]) -> str:
 
 
 def render_table(matrix: AccessMatrix) -> str:
-    """One row per client and one column per destination, then the reason behind every cell."""
-    header = ["client", *(destination.label for destination in matrix.destinations)]
+    """One row per client and one column per destination, the last for any other external
+    destination, then the reason behind every cell, row by row."""
+    header = ["client", *(destination.label for destination in matrix.destinations), OTHER_DESTINATIONS]
     rows = [
-        [client, *(matrix.verdict(client, d.label).decision.value for d in matrix.destinations)]
+        [
+            client,
+            *(matrix.verdict(client, d.label).decision.value for d in matrix.destinations),
+            matrix.other_destinations[client].decision.value,
+        ]
         for client in matrix.clients
     ]
     lines = align_columns([header, *rows])
-    reasons = [
-        f"{client} -> {destination.label}: {verdict.decision.value} ({verdict.reason})"
-        for client, destination, verdict in matrix.entries()
-    ]
+    reasons = []
+    for client in matrix.clients:
+        cells = [(d.label, matrix.verdict(client, d.label)) for d in matrix.destinations]
+        for label, verdict in [*cells, (OTHER_DESTINATIONS, matrix.other_destinations[client])]:
+            reasons.append(f"{client} -> {label}: {verdict.decision.value} ({verdict.reason})")
     return "\n".join([*lines, "", *reasons]) if reasons else "\n".join(lines)
 
 
 def render_mermaid(matrix: AccessMatrix) -> str:
-    """`flowchart LR`: client namespaces on the left, ServiceEntry ports (cylinders) on the right."""
+    """`flowchart LR`: client namespaces on the left, ServiceEntry ports (cylinders) on the right,
+    and a hexagon for any other external destination; an edge per cell, the hexagon's after the rest."""
     client_ids = _node_ids("ns", matrix.clients)
     destination_ids = _node_ids("se", [d.label for d in matrix.destinations])
     lines = ["flowchart LR"]
     lines += [f'  {client_ids[client]}["{client}"]' for client in matrix.clients]
     lines += [f'  {destination_ids[d.label]}[("{d.label}")]' for d in matrix.destinations]
+    if matrix.clients:
+        lines.append(f'  {_OTHER_ID}{{{{"{OTHER_DESTINATIONS}"}}}}')
+    edges = [(client_ids[client], destination_ids[d.label], verdict) for client, d, verdict in matrix.entries()]
+    edges += [(client_ids[client], _OTHER_ID, matrix.other_destinations[client]) for client in matrix.clients]
     edges_by_decision: dict[Decision, list[str]] = {decision: [] for decision in Decision}
-    for edge, (client, destination, verdict) in enumerate(matrix.entries()):
-        lines.append(f"  {client_ids[client]} {_ARROWS[verdict.decision]} {destination_ids[destination.label]}")
+    for edge, (source, target, verdict) in enumerate(edges):
+        lines.append(f"  {source} {_ARROWS[verdict.decision]} {target}")
         edges_by_decision[verdict.decision].append(str(edge))
     lines += [
-        f"  linkStyle {','.join(edges)} stroke:{_EDGE_COLOURS[decision]}"
-        for decision, edges in edges_by_decision.items()
-        if edges
+        f"  linkStyle {','.join(numbers)} stroke:{_EDGE_COLOURS[decision]}"
+        for decision, numbers in edges_by_decision.items()
+        if numbers
     ]
     return "\n".join(lines)
 

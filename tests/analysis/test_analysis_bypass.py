@@ -292,7 +292,27 @@ def test_dns_named_service_entry_is_a_warning(k8s):
         "ServiceEntry istio-egress/orders",
     )
     assert '"orders.example.com"' in finding.message
+    assert "pods of rds-demo-1, rds-demo-2 may connect to them directly" in finding.message
     assert access_matrix(manifests).verdict("rds-demo-1", "istio-egress/orders").bypasses == ()
+
+
+def test_dns_named_service_entry_is_reported_for_the_namespaces_whose_egress_reaches_it(k8s):
+    orders = k8s.service_entry("orders", host="orders.example.com")
+    in_cluster_only = k8s.network_policy(
+        "egress-lockdown", "rds-demo-1", policy_types=["Egress"], egress=[{"to": [{"namespaceSelector": {}}]}]
+    )
+    [finding] = analyze([*k8s.seed(), orders, k8s.allow_nothing("orders"), in_cluster_only])
+    assert "pods of rds-demo-2 may connect to them directly" in finding.message
+
+
+def test_dns_named_service_entry_is_no_warning_once_every_client_is_locked_down(k8s):
+    orders = k8s.service_entry("orders", host="orders.example.com")
+    locked = [
+        k8s.network_policy("egress-lockdown", ns, policy_types=["Egress"], egress=[{"to": [{"namespaceSelector": {}}]}])
+        for ns in ("rds-demo-1", "rds-demo-2")
+    ]
+    assert analyze([*k8s.seed(), orders, k8s.allow_nothing("orders"), *locked[:1]]) != []
+    assert analyze([*k8s.seed(), orders, k8s.allow_nothing("orders"), *locked]) == []
 
 
 def test_dns_named_service_entry_with_pinned_addresses_is_fine(k8s):

@@ -47,3 +47,10 @@ def test_open_route_around_the_waypoint_exits_one_and_shows_in_json(k8s, tmp_pat
         "raw IP 10.0.0.1",
         "in-cluster db/postgres-1",
     ]
+
+
+def test_json_carries_any_other_external_destination_for_every_client(k8s, tmp_path, capsys):
+    lockdown = k8s.network_policy("egress-lockdown", "rds-demo-1", egress=[{"to": [{"namespaceSelector": {}}]}])
+    main([write(tmp_path, [*k8s.seed(), lockdown]), "--format", "json"])
+    matrix = json.loads(capsys.readouterr().out)["matrix"]
+    assert matrix["other_destinations"] == {"rds-demo-1": "DENY", "rds-demo-2": "OPEN"}

@@ -53,9 +53,17 @@ def test_multi_port_service_entry_gets_one_column_per_port(k8s):
     ]
 
 
-def test_json_lists_clients_destinations_cells_reasons_and_bypasses(k8s):
+def test_json_lists_clients_destinations_cells_reasons_bypasses_and_other_destinations(k8s):
     document = json.loads(access_matrix(k8s.seed()).to_json())
-    assert sorted(document) == ["bypasses", "cells", "clients", "destinations", "reasons"]
+    assert sorted(document) == [
+        "bypasses",
+        "cells",
+        "clients",
+        "destinations",
+        "other_destination_reasons",
+        "other_destinations",
+        "reasons",
+    ]
     assert document["clients"] == ["rds-demo-1", "rds-demo-2"]
     assert document["destinations"] == ["istio-egress/postgres-1", "istio-egress/postgres-2"]
     assert document["reasons"]["rds-demo-1"]["istio-egress/postgres-1"].startswith("allowed by ")
@@ -196,5 +204,5 @@ def test_cells_of_one_kind_of_client_share_one_verdict_and_so_one_reason(k8s):
 
 def test_json_without_reasons_keeps_decisions_and_routes_only(k8s):
     document = access_matrix(k8s.seed(protected=False)).to_dict(reasons=False)
-    assert sorted(document) == ["bypasses", "cells", "clients", "destinations"]
+    assert sorted(document) == ["bypasses", "cells", "clients", "destinations", "other_destinations"]
     assert document["bypasses"]["rds-demo-2"]["istio-egress/postgres-1"] == ["raw IP 10.0.0.1", "in-cluster db/postgres-1"]

@@ -10,12 +10,13 @@ Layers, bottom up:
   sources          which clients a set of policies can tell apart
   netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
   mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
+  workloads        pods and pod templates, and those that opt out of capture
   egress           whether a namespace's pods reach any other external destination
   binding          which waypoint serves a ServiceEntry, as istiod binds it
   attachment       which policies that waypoint applies
   clients          the matrix's rows: client namespaces and the service accounts policies name
   backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
-  bypass           routes around the waypoint: raw IPs the ServiceEntry does not pin, its backends
+  bypass           routes around the waypoint: raw IPs, backends, workloads that opt out
   authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
                    with the routes around the waypoint, and for any other external destination;

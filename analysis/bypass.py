@@ -2,19 +2,24 @@
 ever seeing them, because ztunnel sends only traffic addressed to a ServiceEntry's hosts or
 addresses to the waypoint and passes everything else through.
 
-Two routes stay open unless something closes them:
+These routes stay open unless something closes them:
   raw IP      dialling the IP a host names (`203.0.113.10.nip.io`, or the IP itself) instead of the
               host; closed by listing the IP in `spec.addresses`, or by an egress NetworkPolicy in
               the client namespace that denies it; and, where the IP lands on in-cluster pods (see
               `backends`), by their ingress NetworkPolicy;
   in-cluster  dialling the Service or pods behind the ServiceEntry directly
               (`postgres-1.db.svc.cluster.local`); closed by an ingress NetworkPolicy that admits
-              only the waypoint's pods, or by the client's egress policy.
+              only the waypoint's pods, or by the client's egress policy;
+  direct      a workload of the client's that opts out of capture (see `workloads`) dials the
+              destination itself: its IPs, and for a DNS name the real addresses behind it, which
+              only its namespace's egress NetworkPolicy can stop (see `egress`). Only the row of the
+              workload's identity has it: its service account's row, or the bare namespace row
+              when no policy singles that account out.
 
 Backends in an ambient namespace are not counted here: ztunnel carries those connections within
 the mesh, and EGW0301 reports them. Only ambient clients and ServiceEntries a waypoint enforces have
 routes *around* the waypoint: for the rest, nothing enforces in the first place and the verdict is
-OPEN already.
+OPEN already. Every answer leans to "open" when the manifests cannot tell (see `netpol`).
 """
 
 from __future__ import annotations
@@ -24,24 +29,35 @@ from dataclasses import dataclass
 
 from .backends import Backend, backends, host_ip
 from .binding import waypoint_binding
+from .clients import singled_out
+from .egress import workload_external_egress
 from .istio import Istio
 from .manifests import SERVICE_ENTRY, Kind, MeshIndex, ObjectRef, Resource
 from .mesh import Enrollment, enrollment, service_entry_hosts
-from .netpol import CLIENT_PODS, Direction, allows, namespace_labels
+from .netpol import CLIENT_PODS, Direction, Labels, allows, namespace_labels
+from .verdict import Decision
+from .workloads import DEFAULT_SERVICE_ACCOUNT, OptOut, Workload, workloads
 
 RAW_IP = "raw IP"
 IN_CLUSTER = "in-cluster"
+DIRECT = "direct from"
 
 
 @dataclass(frozen=True, order=True)
 class Bypass:
-    route: str  # RAW_IP or IN_CLUSTER
-    kind: Kind  # what to fix: the ServiceEntry to pin the IP on, or the backend's Service (or ServiceEntry)
+    route: str  # RAW_IP, IN_CLUSTER or DIRECT
+    # What to fix: the ServiceEntry to pin the IP on, the backend's Service (or ServiceEntry), or
+    # the workload that opts out.
+    kind: Kind
     resource: ObjectRef
-    ip: str = ""  # the address dialled, on the RAW_IP route
+    detail: str = ""  # the IP dialled (RAW_IP), or how the workload opts out (DIRECT)
 
     def __str__(self) -> str:
-        return f"{RAW_IP} {self.ip}" if self.route == RAW_IP else f"{IN_CLUSTER} {self.resource}"
+        if self.route == RAW_IP:
+            return f"{RAW_IP} {self.detail}"
+        if self.route == DIRECT:
+            return f"{DIRECT} {self.kind.kind} {self.resource} ({self.detail})"
+        return f"{self.route} {self.resource}"
 
 
 def unpinned_ips(service_entry: Resource) -> tuple[ipaddress.IPv4Address, ...]:
@@ -51,6 +67,11 @@ def unpinned_ips(service_entry: Resource) -> tuple[ipaddress.IPv4Address, ...]:
     return tuple(ip for ip in ips if not any(ip in network for network in pinned))
 
 
+def dns_hosts(service_entry: Resource) -> tuple[str, ...]:
+    """Its hosts that spell out no IP."""
+    return tuple(host for host in service_entry_hosts(service_entry) if host_ip(host) is None)
+
+
 def unpinnable_hosts(index: MeshIndex, service_entry: Resource, istio: Istio) -> tuple[str, ...]:
     """DNS-named hosts of an enforced ServiceEntry whose IPs nothing in the manifests accounts for:
     no `spec.addresses`, and no backend whose ingress policy would judge connections to them."""
@@ -58,7 +79,7 @@ def unpinnable_hosts(index: MeshIndex, service_entry: Resource, istio: Istio) ->
         return ()
     if not waypoint_binding(index, service_entry, istio).enforced:
         return ()
-    return tuple(host for host in service_entry_hosts(service_entry) if host_ip(host) is None)
+    return dns_hosts(service_entry)
 
 
 def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, istio: Istio) -> tuple[Bypass, ...]:
@@ -72,7 +93,7 @@ def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, i
     found = [
         Bypass(RAW_IP, SERVICE_ENTRY, service_entry.ref, str(ip))
         for ip in unpinned_ips(service_entry)
-        if _reaches_ip(index, client_namespace, ip, outside)
+        if _reaches_ip(index, client_namespace, CLIENT_PODS, ip, outside)
     ]
     found += [
         Bypass(IN_CLUSTER, backend.kind, backend.ref)
@@ -80,6 +101,17 @@ def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, i
         if _pods_admit(index, backend, client_namespace) and _egress_allows_pods(index, client_namespace, backend)
     ]
     return tuple(found)
+
+
+def routes(
+    index: MeshIndex, client_namespace: str, service_account: str, service_entry: Resource, istio: Istio
+) -> tuple[Bypass, ...]:
+    """Every route around the waypoint open to the workloads of `client_namespace` running as
+    `service_account`: `bypasses`, and the direct routes of the workloads of that identity."""
+    found = bypasses(index, client_namespace, service_entry, istio)
+    if not opted_out(index, client_namespace, istio) or not waypoint_binding(index, service_entry, istio).enforced:
+        return found
+    return (*found, *_direct_routes(index, client_namespace, service_account, service_entry, istio))
 
 
 def namespace_routes_possible(index: MeshIndex, service_entry: Resource, istio: Istio) -> bool:
@@ -94,14 +126,69 @@ def namespace_routes_possible(index: MeshIndex, service_entry: Resource, istio: 
     return index.derived(("namespace routes possible", service_entry.ref, istio), build)
 
 
+def opted_out(index: MeshIndex, namespace: str, istio: Istio) -> tuple[tuple[Workload, OptOut, str], ...]:
+    """The workloads of an ambient namespace that leave capture, each with how and what says so."""
+
+    def build() -> tuple[tuple[Workload, OptOut, str], ...]:
+        if enrollment(index, namespace) is not Enrollment.AMBIENT:
+            return ()
+        found = ((workload, workload.opt_out(istio)) for workload in workloads(index, namespace))
+        return tuple((workload, *opt_out) for workload, opt_out in found if opt_out is not None)
+
+    return index.derived(("opted out", namespace, istio), build)
+
+
+def _direct_routes(
+    index: MeshIndex, client_namespace: str, service_account: str, service_entry: Resource, istio: Istio
+) -> tuple[Bypass, ...]:
+    named = singled_out(index)
+    found = []
+    for workload, opt_out, written in opted_out(index, client_namespace, istio):
+        runs_as = workload.service_account
+        if runs_as != service_account and not (
+            service_account == DEFAULT_SERVICE_ACCOUNT and (client_namespace, runs_as) not in named
+        ):
+            continue
+        if reaches_directly(index, workload, opt_out, service_entry):
+            found.append(Bypass(DIRECT, workload.kind, workload.ref, written))
+    return tuple(found)
+
+
+def reaches_directly(index: MeshIndex, workload: Workload, opt_out: OptOut, service_entry: Resource) -> bool:
+    """Whether the workload's pods reach the destination themselves: a pod ztunnel does not capture
+    dials every IP the ServiceEntry names; one whose names ztunnel does not resolve reaches a DNS
+    name's real addresses (its other IPs ztunnel captures, or the raw-IP route already counts)."""
+    unresolved = dns_hosts(service_entry) and not backends(index, service_entry)
+    if unresolved and workload_external_egress(index, workload).decision is Decision.OPEN:
+        return True
+    if opt_out is OptOut.DNS_NOT_CAPTURED:
+        return False
+    named = [*filter(None, map(host_ip, service_entry_hosts(service_entry)))]
+    named += [ip for ip in map(_single_ip, service_entry.spec.get("addresses") or []) if ip is not None]
+    outside = _outside_backends(index, service_entry)
+    pods = Labels(workload.labels)
+    return any(
+        workload.host_network or _reaches_ip(index, workload.namespace, pods, ip, outside) for ip in dict.fromkeys(named)
+    )
+
+
+def _single_ip(address: object) -> ipaddress.IPv4Address | None:
+    network = ipaddress.ip_network(str(address), strict=False)
+    if isinstance(network, ipaddress.IPv4Network) and network.num_addresses == 1:
+        return network.network_address
+    return None
+
+
 def _outside_backends(index: MeshIndex, service_entry: Resource) -> list[Backend]:
     return [b for b in backends(index, service_entry) if enrollment(index, b.namespace) is not Enrollment.AMBIENT]
 
 
-def _reaches_ip(index: MeshIndex, namespace: str, ip: ipaddress.IPv4Address, outside: list[Backend]) -> bool:
-    """Whether the pods of `namespace` may connect to `ip`: their egress allows it, and where it lands
+def _reaches_ip(
+    index: MeshIndex, namespace: str, pods: Labels, ip: ipaddress.IPv4Address, outside: list[Backend]
+) -> bool:
+    """Whether `pods` of `namespace` may connect to `ip`: their egress allows it, and where it lands
     on in-cluster pods, their ingress admits the namespace."""
-    if not allows(index, namespace, CLIENT_PODS, Direction.EGRESS, lambda peer: peer.matches_ip(ip)):
+    if not allows(index, namespace, pods, Direction.EGRESS, lambda peer: peer.matches_ip(ip)):
         return False
     landing = [backend for backend in outside if backend.answers(ip)]
     return not landing or any(_pods_admit(index, backend, namespace) for backend in landing)

@@ -158,6 +158,12 @@ class Code(StrEnum):
         "EGW0404", Severity.ERROR, "ServiceEntry", "Selected pods admit clients",
         "the pods its `workloadSelector` selects accept connections from namespaces other than the waypoint's",
     )
+    WORKLOAD_OPTS_OUT = (
+        "EGW0405", Severity.ERROR, "Namespace", "Workload opts out of capture",
+        "a workload of an ambient namespace leaves ztunnel's capture (`istio.io/dataplane-mode: none`, a sidecar, "
+        "the host network, `ambient.istio.io/dns-capture: \"false\"`) and its egress lets it reach a ServiceEntry's "
+        "destination directly",
+    )
     # What the analysis cannot evaluate
     RULE_NOT_EVALUATED = (
         "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",

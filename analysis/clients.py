@@ -13,9 +13,8 @@ from .attachment import policies
 from .manifests import GATEWAY, NAMESPACE, SERVICE_ENTRY, MeshIndex
 from .mesh import Enrollment, enrollment, is_waypoint
 from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal
+from .workloads import DEFAULT_SERVICE_ACCOUNT
 
-# What a pod runs as without `serviceAccountName`.
-DEFAULT_SERVICE_ACCOUNT = "default"
 # As in a principal's `ns/<ns>/sa/<sa>`.
 _SERVICE_ACCOUNT_INFIX = "/sa/"
 

@@ -3,8 +3,8 @@
 "Any other external destination" is an address outside the cluster that no ServiceEntry claims:
 the internet, a database nobody declared, and the real IPs behind a ServiceEntry's DNS name (ztunnel
 captures only the address Istio allocates for the name). ztunnel passes connections to such an
-address straight through (`src/proxy/outbound.rs`), so only the egress NetworkPolicies of the pod's
-namespace can stop them; ambient
+address straight through (`src/proxy/outbound.rs`), and a pod that opts out of capture dials it
+directly too, so only the egress NetworkPolicies of the pod's namespace can stop them; ambient
 never bypasses NetworkPolicy (istio.io `ambient/usage/networkpolicy`). Their semantics are
 Kubernetes': a pod no egress policy selects may send anywhere, and a selected pod may send wherever
 one of the policies selecting it allows. The verdict, for the pods of a namespace:
@@ -14,7 +14,8 @@ one of the policies selecting it allows. The verdict, for the pods of a namespac
         may select one of them has an egress rule without `to` (every destination), or an ipBlock
         whose allowed part (`cidr` less its `except` ranges) holds a network of more than
         `LISTED_ADDRESSES` addresses: `0.0.0.0/0` with exceptions, or a whole private network, in
-        which some undeclared destination lives. The reason names the policy and the block.
+        which some undeclared destination lives; or the namespace has a host-network pod, which
+        NetworkPolicy does not govern. The reason names the policy and the block.
   DENY  otherwise: the pods send only to pods in the cluster, the egress waypoint among them, and
         to listed addresses, each network of at most `LISTED_ADDRESSES` (an API server, a
         NodeLocal DNS address), which the reason names.
@@ -32,6 +33,7 @@ from typing import Any
 from .manifests import Mesh, MeshIndex, as_index
 from .netpol import CLIENT_PODS, Direction, IPNetwork, Labels, governing
 from .verdict import Decision, Verdict
+from .workloads import Workload, workloads
 
 # The most addresses one allowed network may hold and still be a listed destination: an IPv4 /24
 # or an IPv6 /120. A broader one is a network that holds destinations nobody listed.
@@ -42,7 +44,25 @@ def external_egress(mesh: Mesh, namespace: str) -> Verdict:
     """The verdict for any other external destination from the pods of `namespace`; worked out once per index."""
     index = as_index(mesh)
 
-    return index.derived(("external egress", namespace), lambda: pods_external_egress(index, namespace, CLIENT_PODS))
+    def build() -> Verdict:
+        host_network = [workload for workload in workloads(index, namespace) if workload.host_network]
+        if host_network:
+            return _host_network(host_network[0])
+        return pods_external_egress(index, namespace, CLIENT_PODS)
+
+    return index.derived(("external egress", namespace), build)
+
+
+def workload_external_egress(index: MeshIndex, workload: Workload) -> Verdict:
+    """`external_egress` for one workload's pods, whose labels the manifests show."""
+    if workload.host_network:
+        return _host_network(workload)
+    return pods_external_egress(index, workload.namespace, Labels(workload.labels))
+
+
+def _host_network(workload: Workload) -> Verdict:
+    governs = "which no NetworkPolicy governs, so its pods send anywhere"
+    return Verdict(Decision.OPEN, f"{workload} runs in the host network, {governs}")
 
 
 def pods_external_egress(index: MeshIndex, namespace: str, pods: Labels) -> Verdict:

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from .attachment import applicable_policies
 from .backends import backends
 from .binding import WAYPOINT_FOR, Problem, waypoint_binding
-from .bypass import RAW_IP, Bypass, bypasses, namespace_routes_possible, unpinnable_hosts
+from .bypass import (
+    RAW_IP,
+    Bypass,
+    bypasses,
+    namespace_routes_possible,
+    opted_out,
+    reaches_directly,
+    unpinnable_hosts,
+)
 from .catalogue import Code, Finding, report
 from .clients import client_namespaces
 from .egress import external_egress
@@ -53,6 +61,7 @@ def analyze(
         _waypoint_namespaces,
         _bypasses,
         _dns_hosts,
+        _opted_out_workloads,
     )
     found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index, istio))]
     return sorted(found, key=Finding.sort_key)
@@ -192,8 +201,8 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
             yield report(
                 Code.RAW_IP_BYPASS,
                 f"{SERVICE_ENTRY.kind} {route.resource}",
-                f"Raw-IP connections to {route.ip} bypass the waypoint (from {listed}): add "
-                f'spec.addresses: ["{route.ip}"] or an egress NetworkPolicy in each client namespace',
+                f"Raw-IP connections to {route.detail} bypass the waypoint (from {listed}): add "
+                f'spec.addresses: ["{route.detail}"] or an egress NetworkPolicy in each client namespace',
             )
         else:
             admits = "accept connections from namespaces other than the egress waypoint's"
@@ -231,3 +240,30 @@ def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 "their egress down to in-cluster pods with an egress NetworkPolicy, or list the IPs in spec.addresses "
                 "if they are fixed",
             )
+
+
+def _opted_out_workloads(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    served = [entry for entry in index.all(SERVICE_ENTRY) if waypoint_binding(index, entry, istio).enforced]
+    for namespace in index.all(NAMESPACE):
+        for workload, opt_out, written in opted_out(index, namespace.name, istio):
+            reached = [str(entry.ref) for entry in served if reaches_directly(index, workload, opt_out, entry)]
+            if not reached:
+                continue
+            shown = ", ".join(reached[:_LISTED]) + (f" and {len(reached) - _LISTED} more" if len(reached) > _LISTED else "")
+            fix = (
+                "run it outside the host network"
+                if workload.host_network
+                else f"remove {written}, or lock namespace {namespace.name}'s egress down to in-cluster pods with an "
+                "egress NetworkPolicy"
+            )
+            yield report(
+                Code.WORKLOAD_OPTS_OUT,
+                namespace,
+                f"The pods of {workload} {opt_out.value} ({written}), and their egress lets them reach the destinations "
+                f"of {len(reached)} ServiceEntr{'y' if len(reached) == 1 else 'ies'} directly, around the waypoint "
+                f"({shown}): {fix}",
+            )
+
+
+# How many ServiceEntries a finding names before it counts the rest.
+_LISTED = 5

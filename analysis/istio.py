@@ -81,6 +81,13 @@ class Behaviour(Enum):
         "the analysis cannot tell what the field does (the API drops or rejects it), so cells read UNDECIDED",
         "`pilot/pkg/security/authz/model/model.go` at 1.25.0",
     )
+    POD_DNS_CAPTURE_OPT_OUT = (
+        IstioVersion(25, 0),
+        'a pod annotated `ambient.istio.io/dns-capture: "false"` resolves names with the cluster\'s DNS, so a '
+        "DNS-named ServiceEntry host leads it to the real addresses, which ztunnel passes through; before, the "
+        "annotation does nothing",
+        "release note `54935.yaml`",
+    )
     RESOLUTION_NONE_PASSTHROUGH = (
         IstioVersion(28, 0),
         "a `resolution: NONE` ServiceEntry with `addresses` passes through the egress waypoint to the "

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from .authz import PortRules, client_outside_ambient, port_rules
-from .bypass import Bypass, bypasses, namespace_routes_possible
+from .binding import waypoint_binding
+from .bypass import Bypass, namespace_routes_possible, opted_out, routes
 from .clients import client_identity as client_identity
 from .clients import client_name as client_name
 from .clients import client_namespaces as client_namespaces
@@ -210,6 +211,7 @@ class _Judge:
         for row in self._ambient:
             self._by_namespace.setdefault(identities[row][0], []).append(row)
         self._default_domain = [row for row in self._ambient if identities[row][2] == DEFAULT_TRUST_DOMAIN]
+        self._opting_out = [row for row in self._ambient if opted_out(index, identities[row][0], istio)]
         self._other_domains = [row for row in self._ambient if identities[row][2] != DEFAULT_TRUST_DOMAIN]
 
     def column(self, service_entry: Resource, port: int) -> list[Verdict]:
@@ -257,15 +259,19 @@ class _Judge:
             cells[row] = outside
         combined: dict[tuple[int, tuple[Bypass, ...]], Verdict] = {}
         for row in self._routed(service_entry):
-            around = bypasses(index, identities[row][0], service_entry, istio)
+            namespace, account, _ = identities[row]
+            around = routes(index, namespace, account, service_entry, istio)
             if around:
                 cells[row] = _around_waypoint(verdict(row), around, combined)
         return cast(list[Verdict], cells)  # every row is ambient, and filled, or outside
 
     def _routed(self, service_entry: Resource) -> list[int]:
         """The rows that may have routes around the ServiceEntry's waypoint: every ambient one when
-        its hosts or backends leave some, else none."""
-        return self._ambient if namespace_routes_possible(self._index, service_entry, self._istio) else []
+        its hosts or backends leave some, else those of namespaces with workloads that opt out of
+        capture."""
+        if namespace_routes_possible(self._index, service_entry, self._istio):
+            return self._ambient
+        return self._opting_out if waypoint_binding(self._index, service_entry, self._istio).enforced else []
 
     def _policy_kinds(self, policy: Policy) -> SourceKinds:
         if policy.ref not in self._kinds:

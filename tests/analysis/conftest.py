@@ -209,6 +209,36 @@ def deny_database_egress(namespace: str, *ips: str) -> Manifest:
     )
 
 
+def workload(
+    name: str,
+    namespace: str = "rds-demo-1",
+    *,
+    kind: str = "Deployment",
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    service_account: str | None = None,
+    host_network: bool = False,
+) -> Manifest:
+    """A Pod, or a workload with a pod template (a CronJob's nested in its job template)."""
+    pod_metadata: dict[str, Any] = {"labels": {"app": name, **(labels or {})}}
+    if annotations:
+        pod_metadata["annotations"] = annotations
+    pod_spec: dict[str, Any] = {"containers": [{"name": name, "image": "postgres:17-alpine"}]}
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if host_network:
+        pod_spec["hostNetwork"] = True
+    api_version = {"Pod": "v1", "Job": "batch/v1", "CronJob": "batch/v1"}.get(kind, "apps/v1")
+    metadata = {"name": name, "namespace": namespace}
+    if kind == "Pod":
+        return {"apiVersion": api_version, "kind": kind, "metadata": {**metadata, **pod_metadata}, "spec": pod_spec}
+    template = {"metadata": pod_metadata, "spec": pod_spec}
+    spec: dict[str, Any] = {"template": template}
+    if kind == "CronJob":
+        spec = {"schedule": "@daily", "jobTemplate": {"spec": spec}}
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+
+
 def seed(*, protected: bool = True) -> list[Manifest]:
     """The reference design: two databases, each granted to one namespace, behind one waypoint.
 
@@ -271,6 +301,7 @@ def k8s() -> SimpleNamespace:
         network_policy=network_policy,
         waypoint_only_ingress=waypoint_only_ingress,
         deny_database_egress=deny_database_egress,
+        workload=workload,
         seed=seed,
         one_database=one_database,
     )

@@ -118,6 +118,18 @@ def test_another_namespaces_lockdown_does_not_apply(k8s):
     assert matrix.other_destinations["rds-demo-2"].decision is Decision.OPEN
 
 
+def test_a_host_network_pod_is_open_whatever_the_lockdown(k8s):
+    agent = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "rds-demo-1"},
+        "spec": {"template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"hostNetwork": True}}},
+    }
+    verdict = other([*k8s.seed(), lockdown(k8s), agent])
+    assert verdict.decision is Decision.OPEN
+    assert verdict.reason.startswith("DaemonSet rds-demo-1/agent runs in the host network")
+
+
 def test_every_row_of_a_namespace_shares_its_verdict(k8s):
     manifests = [*k8s.seed(), k8s.namespace("shop"), k8s.grant_service_accounts("postgres-1", "shop", "checkout"),
                  lockdown(k8s, namespace="shop")]

@@ -48,7 +48,8 @@ def test_analysis_of_a_generated_set_is_what_its_config_declares():
 def test_the_same_manifests_in_any_order_give_byte_identical_output(k8s):
     # The seed's egress namespace and waypoint are the generated set's already: no object twice.
     seed = [m for m in k8s.seed(protected=False) if m["kind"] not in ("Gateway",) and m["metadata"]["name"] != k8s.EGRESS]
-    manifests = [*scale.manifests(12, 10, 40), *seed]
+    opted_out = k8s.workload("legacy", "team-1", labels={"istio.io/dataplane-mode": "none"})
+    manifests = [*scale.manifests(12, 10, 40), *seed, opted_out]
     shuffled = list(manifests)
     random.Random(7).shuffle(shuffled)
 

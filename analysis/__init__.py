@@ -16,7 +16,8 @@ Layers, bottom up:
   attachment       which policies that waypoint applies
   clients          the matrix's rows: client namespaces and the service accounts policies name
   backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
-  bypass           routes around the waypoint: raw IPs, backends, workloads that opt out
+  shadow           ServiceEntries that claim a served ServiceEntry's host or address without its waypoint
+  bypass           routes around the waypoint: raw IPs, backends, shadows, workloads that opt out
   authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
                    with the routes around the waypoint, and for any other external destination;

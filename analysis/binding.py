@@ -99,16 +99,14 @@ def waypoint_binding(index: MeshIndex, service_entry: Resource, istio: Istio) ->
 
 def _bind(index: MeshIndex, service_entry: Resource, istio: Istio) -> WaypointBinding:
     addresses = [str(address) for address in service_entry.spec.get("addresses") or []]
-    ranges = [address for address in addresses if _is_range(address)]
+    ranges = [address for address in addresses if is_range(address)]
     if ranges and not istio.has(Behaviour.CIDR_ADDRESSES):
         dropped = (
             f"lists CIDR {ranges[0]} in spec.addresses, which Istio {istio.version} does not support in ambient "
             f"({Behaviour.CIDR_ADDRESSES.since} does), so it is left out of ambient and bound to no waypoint"
         )
         return WaypointBinding(service_entry.ref, None, "", None, Problem.DROPPED_FROM_AMBIENT, dropped)
-    namespace = index.namespace(service_entry.namespace)
-    candidates = (service_entry, namespace) if namespace is not None else (service_entry,)
-    labelled = next((resource for resource in candidates if USE_WAYPOINT in resource.labels), None)
+    labelled = waypoint_labelled(index, service_entry)
     if labelled is None:
         return WaypointBinding(service_entry.ref, None, "", None, Problem.NO_WAYPOINT)
     if labelled.labels[USE_WAYPOINT] == "none":
@@ -132,7 +130,7 @@ def _bind(index: MeshIndex, service_entry: Resource, istio: Istio) -> WaypointBi
         return unbound(Problem.ADMISSION_UNKNOWN, admits)
     if not admitted:
         return unbound(Problem.ATTACHMENT_DENIED, admits)
-    no_address = None if addresses else _why_no_address(service_entry)
+    no_address = None if addresses else why_no_address(service_entry)
     if no_address is not None:
         uncaptured = (
             f"has no spec.addresses and {no_address}, so ztunnel cannot capture its traffic: clients reach "
@@ -142,7 +140,20 @@ def _bind(index: MeshIndex, service_entry: Resource, istio: Istio) -> WaypointBi
     return WaypointBinding(service_entry.ref, waypoint, str(labelled), found)
 
 
-def _is_range(address: str) -> bool:
+def waypoint_labelled(index: MeshIndex, service_entry: Resource) -> Resource | None:
+    """The object whose `istio.io/use-waypoint` label applies to the ServiceEntry: its own, else its namespace's."""
+    namespace = index.namespace(service_entry.namespace)
+    candidates = (service_entry, namespace) if namespace is not None else (service_entry,)
+    return next((resource for resource in candidates if USE_WAYPOINT in resource.labels), None)
+
+
+def asks_for_waypoint(index: MeshIndex, service_entry: Resource) -> bool:
+    """Whether the ServiceEntry's labels name a waypoint, whether or not istiod binds it there."""
+    labelled = waypoint_labelled(index, service_entry)
+    return labelled is not None and labelled.labels[USE_WAYPOINT] != "none"
+
+
+def is_range(address: str) -> bool:
     """A CIDR that is not a single IP, e.g. `10.0.0.0/24` (`10.0.0.1/32` is one IP)."""
     try:
         network = ipaddress.ip_network(address, strict=False)
@@ -151,7 +162,7 @@ def _is_range(address: str) -> bool:
     return network.num_addresses > 1
 
 
-def _why_no_address(service_entry: Resource) -> str | None:
+def why_no_address(service_entry: Resource) -> str | None:
     """Why Istio allocates no address for a ServiceEntry without `addresses`, if it does not."""
     if service_entry.spec.get("resolution") == "NONE":
         return "resolution NONE, which gets no allocated address"

@@ -10,6 +10,8 @@ These routes stay open unless something closes them:
   in-cluster  dialling the Service or pods behind the ServiceEntry directly
               (`postgres-1.db.svc.cluster.local`); closed by an ingress NetworkPolicy that admits
               only the waypoint's pods, or by the client's egress policy;
+  shadow      a ServiceEntry bound to no waypoint that claims the host or an address (see `shadow`):
+              the connections ztunnel gives it go straight out; closed by deleting it;
   direct      a workload of the client's that opts out of capture (see `workloads`) dials the
               destination itself: its IPs, and for a DNS name the real addresses behind it, which
               only its namespace's egress NetworkPolicy can stop (see `egress`). Only the row of the
@@ -35,19 +37,21 @@ from .istio import Istio
 from .manifests import SERVICE_ENTRY, Kind, MeshIndex, ObjectRef, Resource
 from .mesh import Enrollment, enrollment, service_entry_hosts
 from .netpol import CLIENT_PODS, Direction, Labels, allows, namespace_labels
+from .shadow import shadows
 from .verdict import Decision
 from .workloads import DEFAULT_SERVICE_ACCOUNT, OptOut, Workload, workloads
 
 RAW_IP = "raw IP"
 IN_CLUSTER = "in-cluster"
+SHADOW = "shadow ServiceEntry"
 DIRECT = "direct from"
 
 
 @dataclass(frozen=True, order=True)
 class Bypass:
-    route: str  # RAW_IP, IN_CLUSTER or DIRECT
-    # What to fix: the ServiceEntry to pin the IP on, the backend's Service (or ServiceEntry), or
-    # the workload that opts out.
+    route: str  # RAW_IP, IN_CLUSTER, SHADOW or DIRECT
+    # What to fix: the ServiceEntry to pin the IP on, the backend's Service (or ServiceEntry), the
+    # shadow ServiceEntry, or the workload that opts out.
     kind: Kind
     resource: ObjectRef
     detail: str = ""  # the IP dialled (RAW_IP), or how the workload opts out (DIRECT)
@@ -84,7 +88,7 @@ def unpinnable_hosts(index: MeshIndex, service_entry: Resource, istio: Istio) ->
 
 def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, istio: Istio) -> tuple[Bypass, ...]:
     """The routes by which pods in `client_namespace` reach the ServiceEntry's destination around its
-    waypoint, whatever their identity: raw IP and in-cluster routes."""
+    waypoint, whatever their identity: raw IP, in-cluster and shadow routes."""
     if not namespace_routes_possible(index, service_entry, istio):
         return ()
     if enrollment(index, client_namespace) is not Enrollment.AMBIENT:
@@ -99,6 +103,11 @@ def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, i
         Bypass(IN_CLUSTER, backend.kind, backend.ref)
         for backend in outside
         if _pods_admit(index, backend, client_namespace) and _egress_allows_pods(index, client_namespace, backend)
+    ]
+    found += [
+        Bypass(SHADOW, SERVICE_ENTRY, shadow.service_entry.ref, ", ".join(shadow.claims))
+        for shadow in shadows(index, service_entry.ref, istio)
+        if shadow.goes_straight_out
     ]
     return tuple(found)
 
@@ -116,12 +125,12 @@ def routes(
 
 def namespace_routes_possible(index: MeshIndex, service_entry: Resource, istio: Istio) -> bool:
     """Whether `bypasses` may find a route for some namespace: the ServiceEntry is enforced, and has
-    an unpinned IP or backends."""
+    an unpinned IP, backends or shadows."""
 
     def build() -> bool:
         if not waypoint_binding(index, service_entry, istio).enforced:
             return False
-        return bool(unpinned_ips(service_entry) or backends(index, service_entry))
+        return bool(unpinned_ips(service_entry) or backends(index, service_entry) or shadows(index, service_entry.ref, istio))
 
     return index.derived(("namespace routes possible", service_entry.ref, istio), build)
 

@@ -132,6 +132,12 @@ class Code(StrEnum):
         "EGW0209", Severity.ERROR, "ServiceEntry", "No upstream at the waypoint",
         "`resolution: NONE` at a waypoint before Istio 1.28: every connection fails (no healthy upstream)",
     )
+    SHADOW_SERVICE_ENTRY = (
+        "EGW0210", Severity.ERROR, "ServiceEntry", "Shadow ServiceEntry",
+        "claims a host or address of a ServiceEntry a waypoint serves, without that waypoint: ztunnel gives it the "
+        "connections of clients in its own namespace (for an address before Istio 1.30, of any namespace), and "
+        "may give it others'",
+    )
     # Namespaces
     DATABASE_NAMESPACE_IN_MESH = (
         "EGW0301", Severity.ERROR, "Namespace", "Database namespace in the mesh",

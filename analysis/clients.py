@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .attachment import policies
+from .binding import asks_for_waypoint
 from .manifests import GATEWAY, NAMESPACE, SERVICE_ENTRY, MeshIndex
 from .mesh import Enrollment, enrollment, is_waypoint
 from .policy import DEFAULT_TRUST_DOMAIN, Policy, Principal
@@ -38,13 +39,14 @@ def running_as(client: str) -> tuple[str, str]:
 
 def client_namespaces(index: MeshIndex) -> tuple[str, ...]:
     """Namespaces an ALLOW or DENY policy names as a source, plus every ambient namespace, except the
-    namespaces that host the waypoint or the ServiceEntries: those are the egress machinery, not its clients."""
+    egress machinery: the namespaces that host a waypoint or ServiceEntries that ask for one. A
+    namespace whose ServiceEntries ask for none (a tenant's own, say) stays a client."""
 
     def build() -> tuple[str, ...]:
         named = {namespace for policy in _deciding_policies(index) for namespace in policy.source_namespaces()}
         ambient = {ns.name for ns in index.all(NAMESPACE) if enrollment(index, ns.name) is Enrollment.AMBIENT}
         machinery = {gateway.namespace for gateway in index.all(GATEWAY) if is_waypoint(gateway)}
-        machinery |= {entry.namespace for entry in index.all(SERVICE_ENTRY)}
+        machinery |= {entry.namespace for entry in index.all(SERVICE_ENTRY) if asks_for_waypoint(index, entry)}
         return tuple(sorted((named | ambient) - machinery))
 
     return index.derived("client namespaces", build)

@@ -9,6 +9,7 @@ from .attachment import applicable_policies
 from .backends import backends
 from .binding import WAYPOINT_FOR, Problem, waypoint_binding
 from .bypass import (
+    IN_CLUSTER,
     RAW_IP,
     Bypass,
     bypasses,
@@ -40,6 +41,7 @@ from .mesh import (
     service_entry_hosts,
 )
 from .policy_findings import policy_findings
+from .shadow import Shadow, all_shadows, service_entry_admission
 from .verdict import Decision
 
 
@@ -61,6 +63,7 @@ def analyze(
         _waypoint_namespaces,
         _bypasses,
         _dns_hosts,
+        _shadows,
         _opted_out_workloads,
     )
     found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index, istio))]
@@ -194,7 +197,9 @@ def _bypasses(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
             continue
         for namespace in namespaces:
             for route in bypasses(index, namespace, service_entry, istio):
-                open_to[route].add(namespace)
+                # A shadow ServiceEntry is reported on its own (EGW0210).
+                if route.route in (RAW_IP, IN_CLUSTER):
+                    open_to[route].add(namespace)
     for route, clients in sorted(open_to.items()):
         listed = ", ".join(sorted(clients))
         if route.route == RAW_IP:
@@ -240,6 +245,50 @@ def _dns_hosts(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 "their egress down to in-cluster pods with an egress NetworkPolicy, or list the IPs in spec.addresses "
                 "if they are fixed",
             )
+
+
+def _shadows(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
+    clients = [ns for ns in client_namespaces(index) if enrollment(index, ns) is Enrollment.AMBIENT]
+    admission = service_entry_admission(index)
+    for shadow in all_shadows(index, istio):
+        own = shadow.service_entry.namespace
+        if shadow.captures_own_namespace:
+            captured = f"clients in its own namespace {own} (ztunnel prefers the client's namespace)"
+            others = [namespace for namespace in clients if namespace != own]
+        else:
+            captured = (
+                f"no client for certain: on Istio {istio.version} the ServiceEntry written last wins an address, "
+                f"mesh-wide ({Behaviour.LOCAL_ADDRESS_PREFERENCE.since} prefers the client's namespace)"
+            )
+            others = clients
+        maybe = (
+            f", and may get those of {', '.join(others)} (the tie turns on an order the manifests do not show)"
+            if others
+            else ""
+        )
+        where = (
+            "bound to no waypoint, so they go straight out"
+            if shadow.goes_straight_out
+            else "not bound to that waypoint, so its policies do not apply"
+        )
+        refused = ""
+        if admission is not None and own not in admission.namespaces:
+            allowed = ", ".join(sorted(admission.namespaces))
+            refused = (
+                f"; ValidatingAdmissionPolicy {admission.policy.name} refuses new ServiceEntries outside {allowed}, "
+                "which keeps further ones out but not this one"
+            )
+        yield report(
+            Code.SHADOW_SERVICE_ENTRY,
+            shadow.service_entry,
+            f"Claims {_claims(shadow)} of ServiceEntry {shadow.target}, which waypoint {shadow.waypoint} serves: ztunnel "
+            f"gives it the connections of {captured}{maybe}; it is {where}; delete it{refused}",
+        )
+
+
+def _claims(shadow: Shadow) -> str:
+    hosts = [f'host "{host}"' for host in shadow.hosts]
+    return ", ".join([*hosts, *(f"address {address}" for address in shadow.addresses)])
 
 
 def _opted_out_workloads(index: MeshIndex, istio: Istio) -> Iterator[Finding]:

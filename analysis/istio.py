@@ -100,6 +100,13 @@ class Behaviour(Enum):
         "the ServiceEntry from ambient (not bound, so its traffic is OPEN)",
         "release note `59797.yaml`; `services.go` at 1.29.0",
     )
+    LOCAL_ADDRESS_PREFERENCE = (
+        IstioVersion(30, 0),
+        "when ServiceEntries of several namespaces claim one address, ztunnel sends a client's connections to "
+        "the one in the client's namespace; before, to the one written last, mesh-wide (for a host, ztunnel's DNS "
+        "prefers the client's namespace in every release)",
+        "ztunnel `src/state/service.rs` (`get_best_by_vip`), ztunnel PR #1829",
+    )
     TRUST_DOMAINS = (
         IstioVersion(30, 2),
         "`source.trustDomains` / `notTrustDomains` and the `source.trustDomain` condition; before, cells "

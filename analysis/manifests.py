@@ -28,8 +28,10 @@ GATEWAY_CLASS = Kind("gateway.networking.k8s.io", "GatewayClass")
 SERVICE_ENTRY = Kind("networking.istio.io", "ServiceEntry")
 AUTHORIZATION_POLICY = Kind("security.istio.io", "AuthorizationPolicy")
 NETWORK_POLICY = Kind("networking.k8s.io", "NetworkPolicy")
+VALIDATING_ADMISSION_POLICY = Kind("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
+VALIDATING_ADMISSION_POLICY_BINDING = Kind("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding")
 
-_CLUSTER_SCOPED = {NAMESPACE, GATEWAY_CLASS}
+_CLUSTER_SCOPED = {NAMESPACE, GATEWAY_CLASS, VALIDATING_ADMISSION_POLICY, VALIDATING_ADMISSION_POLICY_BINDING}
 _MANIFEST_SUFFIXES = {".yaml", ".yml"}
 
 

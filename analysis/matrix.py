@@ -267,8 +267,8 @@ class _Judge:
 
     def _routed(self, service_entry: Resource) -> list[int]:
         """The rows that may have routes around the ServiceEntry's waypoint: every ambient one when
-        its hosts or backends leave some, else those of namespaces with workloads that opt out of
-        capture."""
+        its hosts, backends or shadows leave some, else those of namespaces with workloads that opt
+        out of capture."""
         if namespace_routes_possible(self._index, service_entry, self._istio):
             return self._ambient
         return self._opting_out if waypoint_binding(self._index, service_entry, self._istio).enforced else []

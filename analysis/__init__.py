@@ -23,7 +23,8 @@ Layers, bottom up:
                    with the routes around the waypoint, and for any other external destination;
                    optionally for one `HttpRequest`
   catalogue        every finding code with its severity, headline and meaning; `Finding`
-  findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies)
+  findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies;
+                   tls: TLS origination)
   render           text, JSON and Mermaid output
 
 Pure: no Pulumi, no cluster access, no project configuration.

@@ -170,6 +170,13 @@ class Code(StrEnum):
         "the host network, `ambient.istio.io/dns-capture: \"false\"`) and its egress lets it reach a ServiceEntry's "
         "destination directly",
     )
+    # TLS origination
+    TLS_NAME_NOT_VERIFIED = (
+        "EGW0601", Severity.WARNING, "DestinationRule", "TLS origination without name verification",
+        "originates TLS (`SIMPLE`, `MUTUAL`) without checking the server's name: `insecureSkipVerify`, or `sni` with no "
+        "`subjectAltNames`, `caCertificates` or `credentialName` (`sni` turns the automatic name check off); istioctl's "
+        "IST0128/IST0129 ask for `caCertificates` instead: this is stricter about names and accepts the system CAs",
+    )
     # What the analysis cannot evaluate
     RULE_NOT_EVALUATED = (
         "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",

@@ -42,6 +42,7 @@ from .mesh import (
 )
 from .policy_findings import policy_findings
 from .shadow import Shadow, all_shadows, service_entry_admission
+from .tls import tls_findings
 from .verdict import Decision
 
 
@@ -66,7 +67,11 @@ def analyze(
         _shadows,
         _opted_out_workloads,
     )
-    found = [*policy_findings(index, istio), *(finding for check in checks for finding in check(index, istio))]
+    found = [
+        *policy_findings(index, istio),
+        *tls_findings(index),
+        *(finding for check in checks for finding in check(index, istio)),
+    ]
     return sorted(found, key=Finding.sort_key)
 
 

@@ -28,6 +28,7 @@ GATEWAY_CLASS = Kind("gateway.networking.k8s.io", "GatewayClass")
 SERVICE_ENTRY = Kind("networking.istio.io", "ServiceEntry")
 AUTHORIZATION_POLICY = Kind("security.istio.io", "AuthorizationPolicy")
 NETWORK_POLICY = Kind("networking.k8s.io", "NetworkPolicy")
+DESTINATION_RULE = Kind("networking.istio.io", "DestinationRule")
 VALIDATING_ADMISSION_POLICY = Kind("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
 VALIDATING_ADMISSION_POLICY_BINDING = Kind("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding")
 

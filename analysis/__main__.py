@@ -68,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also judge this HTTP request for every cell, e.g. GET:/get or 'POST:/post host=api.example.com "
         "x-team=a'; repeatable",
     )
+    parser.add_argument(
+        "--no-reasons",
+        dest="reasons",
+        action="store_false",
+        help="leave out each cell's reason (text and json): a million cells' reasons are some 500 MB",
+    )
     args = parser.parse_args(argv)
     if args.request and args.format == "mermaid":
         parser.error("--request is shown in the text and json formats; a Mermaid diagram holds one matrix")
@@ -82,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "istio_version": str(args.istio_version),
             "root_namespace": args.root_namespace,
             "findings": [asdict(finding) for finding in findings],
-            "matrix": matrix.to_dict(),
-            "requests": [{"request": str(request), "matrix": judged.to_dict()} for request, judged in requests],
+            "matrix": matrix.to_dict(reasons=args.reasons),
+            "requests": [
+                {"request": str(request), "matrix": judged.to_dict(reasons=args.reasons)} for request, judged in requests
+            ],
         }
         print(json.dumps(report, indent=2, sort_keys=True))
     elif args.format == "mermaid":
@@ -94,10 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render_findings(findings) or "No findings.")
         print()
-        print(render_table(matrix))
+        print(render_table(matrix, reasons=args.reasons))
         for request, judged in requests:
             print(f"\nRequest {request}:")
-            print(render_table(judged))
+            print(render_table(judged, reasons=args.reasons))
     return 1 if any(finding.severity is Severity.ERROR for finding in findings) else 0
 
 

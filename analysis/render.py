@@ -44,9 +44,9 @@ def render_findings(findings: Iterable[Finding]) -> str:
     return "\n".join(str(finding) for finding in findings)
 
 
-def render_table(matrix: AccessMatrix) -> str:
+def render_table(matrix: AccessMatrix, *, reasons: bool = True) -> str:
     """One row per client and one column per destination, the last for any other external
-    destination, then the reason behind every cell, row by row."""
+    destination, then, unless `reasons` is false, the reason behind every cell, row by row."""
     header = ["client", *(destination.label for destination in matrix.destinations), OTHER_DESTINATIONS]
     rows = [
         [
@@ -57,12 +57,12 @@ def render_table(matrix: AccessMatrix) -> str:
         for client in matrix.clients
     ]
     lines = align_columns([header, *rows])
-    reasons = []
-    for client in matrix.clients:
+    explained = []
+    for client in matrix.clients if reasons else ():
         cells = [(d.label, matrix.verdict(client, d.label)) for d in matrix.destinations]
         for label, verdict in [*cells, (OTHER_DESTINATIONS, matrix.other_destinations[client])]:
-            reasons.append(f"{client} -> {label}: {verdict.decision.value} ({verdict.reason})")
-    return "\n".join([*lines, "", *reasons]) if reasons else "\n".join(lines)
+            explained.append(f"{client} -> {label}: {verdict.decision.value} ({verdict.reason})")
+    return "\n".join([*lines, "", *explained]) if explained else "\n".join(lines)
 
 
 def render_mermaid(matrix: AccessMatrix) -> str:

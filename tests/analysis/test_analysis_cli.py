@@ -54,3 +54,15 @@ def test_json_carries_any_other_external_destination_for_every_client(k8s, tmp_p
     main([write(tmp_path, [*k8s.seed(), lockdown]), "--format", "json"])
     matrix = json.loads(capsys.readouterr().out)["matrix"]
     assert matrix["other_destinations"] == {"rds-demo-1": "DENY", "rds-demo-2": "OPEN"}
+
+
+def test_reasons_can_be_left_out_of_json_and_text(k8s, tmp_path, capsys):
+    directory = write(tmp_path, k8s.seed())
+    main([directory, "--format", "json", "--no-reasons"])
+    matrix = json.loads(capsys.readouterr().out)["matrix"]
+    assert "reasons" not in matrix and "other_destination_reasons" not in matrix
+    assert matrix["cells"]["rds-demo-1"]["istio-egress/postgres-1"] == "ALLOW"
+    main([directory])
+    assert " -> " in capsys.readouterr().out
+    main([directory, "--no-reasons"])
+    assert " -> " not in capsys.readouterr().out

@@ -112,7 +112,7 @@ def test_plan_files_never_hold_the_password(tmp_path, capsys):
 
 # The fields the README documents for `--format json`.
 DOCUMENTED_FIELDS = {"format", "stack", "istioVersion", "manifests", "objects", "labelPatches", "placeholderAddresses",
-                     "waypoint", "clients", "targets", "verdicts", "declared", "testClients", "sampleRequests", "differences",
+                     "waypoint", "clients", "targets", "verdicts", "otherDestinations", "declared", "testClients", "sampleRequests", "differences",
                      "findings", "counts", "exitCode"}
 
 
@@ -365,3 +365,14 @@ def test_a_kind_the_plan_has_no_file_for_is_named_rather_than_dropped(tmp_path):
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     with pytest.raises(ValueError, match=r"Widget.*APPLY_ORDER"):
         write_manifests(PlanLayout(tmp_path / "plan"), [unknown])
+
+
+def test_every_client_has_a_verdict_for_any_other_external_destination_decided_by_its_lockdown(tmp_path, capsys):
+    config = {**dev_values(), "egressLockdown": {"enabled": False}}
+    config["grants"] = [*config["grants"][:1], {**config["grants"][1], "egressLockdown": {"enabled": True}}]
+    code, out = run_plan(tmp_path, capsys, "--config", write_stack(tmp_path, config), "--explain", "rds-demo-1", "other")
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert plan["otherDestinations"] == {"rds-demo-1": "OPEN", "rds-demo-2": "DENY"}
+    assert "any other external destination: 1 DENY, 1 OPEN" in out
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith("rds-demo-")][:2] == ["OPEN", "DENY"]
+    assert "rds-demo-1 -> any other external: OPEN (" in out

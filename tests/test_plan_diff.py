@@ -124,3 +124,14 @@ def test_the_pull_request_workflow_runs_make_plan_diff_with_flags_plan_diff_acce
     assert (arguments.format, arguments.fail_on_open) == ("markdown", True)
     assert set(workflow["jobs"]["plan-diff"]["strategy"]["matrix"]["stack"]) == {
         path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml") if path.name.split(".")[1] != "kind"}
+
+
+def test_turning_a_namespaces_lockdown_off_opens_its_other_destinations_cell(tmp_path, capsys, prod):
+    new = {**prod, "grants": [{**grant, "egressLockdown": {"enabled": False}} if grant["namespace"] == "shop" else grant
+                              for grant in prod["grants"]]}
+    code, out = diffed(capsys, planned(tmp_path, "old", prod), planned(tmp_path, "new", new), "--format", "json",
+                       "--fail-on-open")
+    opened = json.loads(out)["opened"]
+    assert code == EXIT_CHANGED
+    assert {(cell["client"], cell["destination"], cell["before"], cell["after"]) for cell in opened} == {
+        ("shop", "any other external", "DENY", "OPEN"), ("shop/sa/checkout", "any other external", "DENY", "OPEN")}

@@ -81,7 +81,8 @@ def plan_main(argv: Sequence[str]) -> int:
     parser.add_argument("--matrix", action="store_true", help="print the whole matrix however large (text)")
     parser.add_argument("--all-edges", action="store_true", help="draw DENY edges too (mermaid)")
     parser.add_argument("--explain", nargs=2, action="append", default=[], metavar=("CLIENT", "DESTINATION"),
-                        help="print why a cell has its verdict, e.g. --explain rds-demo-1 istio-egress/postgres-2")
+                        help="print why a cell has its verdict, e.g. --explain rds-demo-1 istio-egress/postgres-2; "
+                             "DESTINATION may be a target's name, or `other` for any undeclared external destination")
     args = parser.parse_args(argv)
 
     stack_path = args.config or ROOT / f"Pulumi.{args.stack}.yaml"

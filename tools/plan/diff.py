@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import align_columns, load_manifests
+from analysis.matrix import OTHER_DESTINATIONS
 from tools.mock_engine import ROOT
 
 from .report import FORMAT, OPENNESS
@@ -84,7 +85,9 @@ def _git(*args: str) -> None:
 
 
 def _cells(plan: Plan) -> dict[tuple[str, str], str]:
-    return {(client, label): verdict for client, row in plan.report["verdicts"].items() for label, verdict in row.items()}
+    cells = {(client, label): verdict for client, row in plan.report["verdicts"].items() for label, verdict in row.items()}
+    cells.update(((client, OTHER_DESTINATIONS), verdict) for client, verdict in plan.report.get("otherDestinations", {}).items())
+    return cells
 
 
 def _findings(plan: Plan) -> dict[tuple[str, str, str], Mapping[str, str]]:

@@ -30,6 +30,7 @@ from analysis import (
     render_findings,
 )
 from analysis.manifests import SERVICE_ENTRY
+from analysis.matrix import OTHER_DESTINATIONS
 from components.values import Dataplane
 from stack import StackConfig
 from stack.access import access_matrix as declared_matrix
@@ -39,6 +40,7 @@ from stack.access import test_client
 from stack.outputs import target_kind, target_record
 
 FORMAT = "ambient-egress.plan/1"
+OTHER = "other"  # what --explain takes for the any-other-destination column
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT = 0, 1, 2
 MAX_TABLE_CELLS = 400
 """The text view prints the whole matrix only while it stays readable; `--matrix` forces it."""
@@ -133,6 +135,7 @@ def report(analysed: Analysed, *, stack: str, manifests: str, objects: int, labe
     config, matrix = analysed.config, analysed.matrix
     verdicts = {client: {d.label: matrix.verdict(client, d.label).decision.value for d in matrix.destinations}
                 for client in matrix.clients}
+    others = {client: matrix.other_destinations[client].decision.value for client in matrix.clients}
     found_differences = differences(analysed)
     samples = sample_requests(analysed)
     mismatched_samples = [sample for sample in samples if sample["declared"] != sample["computed"]]
@@ -149,6 +152,7 @@ def report(analysed: Analysed, *, stack: str, manifests: str, objects: int, labe
         "clients": list(matrix.clients),
         "targets": targets(analysed),
         "verdicts": verdicts,
+        "otherDestinations": others,
         "declared": declared_matrix(config),
         "testClients": {grant.namespace: test_client(grant) for grant in config.grants} if config.test_clients else {},
         "sampleRequests": samples,
@@ -168,8 +172,9 @@ def as_json(plan: Mapping[str, Any]) -> str:
 
 def _table(plan: Mapping[str, Any]) -> list[str]:
     destinations = sorted({label for row in plan["verdicts"].values() for label in row})
-    rows = [["client", *destinations]]
-    rows += [[client, *(plan["verdicts"][client][label] for label in destinations)] for client in plan["clients"]]
+    rows = [["client", *destinations, OTHER_DESTINATIONS]]
+    rows += [[client, *(plan["verdicts"][client][label] for label in destinations), plan["otherDestinations"][client]]
+             for client in plan["clients"]]
     return align_columns(rows)
 
 
@@ -178,8 +183,10 @@ def render_text(plan: Mapping[str, Any], analysed: Analysed, *, full_matrix: boo
     """Counts first; the matrix while it fits; findings; every difference with its reason."""
     cells = sum(len(row) for row in plan["verdicts"].values())
     counts = ", ".join(f"{count} {verdict}" for verdict, count in plan["counts"].items()) or "none"
+    others = ", ".join(f"{count} {verdict}" for verdict, count in sorted(Counter(plan["otherDestinations"].values()).items()))
     lines = [f"Access for Istio {plan['istioVersion']}: {len(plan['clients'])} clients × "
-             f"{cells // max(len(plan['clients']), 1)} destinations = {cells} cells: {counts}", ""]
+             f"{cells // max(len(plan['clients']), 1)} destinations = {cells} cells: {counts}; "
+             f"{OTHER_DESTINATIONS} destination: {others or 'no clients'}", ""]
     if full_matrix or cells <= MAX_TABLE_CELLS:
         lines += [*_table(plan), ""]
     else:
@@ -206,9 +213,13 @@ def render_text(plan: Mapping[str, Any], analysed: Analysed, *, full_matrix: boo
 
 
 def explanation(analysed: Analysed, client: str, asked: str) -> list[str]:
-    """Why a cell has its verdict; `asked` is a destination label or a target's name (every port)."""
+    """Why a cell has its verdict; `asked` is a destination label, a target's name (every port), or
+    `other` for any external destination no ServiceEntry declares."""
     if client not in analysed.matrix.clients:
         return [f"{client}: no such client in this plan (clients: {', '.join(analysed.matrix.clients)})"]
+    if asked in (OTHER, OTHER_DESTINATIONS):
+        verdict = analysed.matrix.other_destinations[client]
+        return [f"{client} -> {OTHER_DESTINATIONS}: {verdict.decision.value} ({verdict.reason})"]
     labels = [asked] if "/" in asked else _target_destinations(analysed).get(asked, [])
     known = {destination.label for destination in analysed.matrix.destinations}
     if not labels or not set(labels) <= known:

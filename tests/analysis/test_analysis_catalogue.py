@@ -1,4 +1,4 @@
-"""The finding catalogue is the one source of codes, severities and meanings: the README's findings
+"""The finding catalogue is the one source of codes, severities and meanings: the analysis page's findings
 table must say exactly what it says, and every finding carries its code's severity and resource."""
 
 from __future__ import annotations
@@ -7,20 +7,20 @@ from pathlib import Path
 
 from analysis import Code, analyze
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ANALYSIS_DOC = Path(__file__).resolve().parents[2] / "docs" / "analysis.md"
 TABLE_HEADER = "| code | severity | resource | finding | what it means |"
 
 
-def readme_findings_table() -> list[str]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+def documented_findings_table() -> list[str]:
+    lines = ANALYSIS_DOC.read_text(encoding="utf-8").splitlines()
     start = lines.index(TABLE_HEADER) + 2  # past the header and the separator row
     end = next(index for index in range(start, len(lines)) if not lines[index].startswith("|"))
     return lines[start:end]
 
 
-def test_readme_findings_table_lists_the_catalogue_row_for_row():
+def test_the_documented_findings_table_lists_the_catalogue_row_for_row():
     expected = [f"| {c} | {c.severity} | {c.resource_kind} | {c.headline} | {c.description} |" for c in Code]
-    assert readme_findings_table() == expected
+    assert documented_findings_table() == expected
 
 
 def test_each_finding_takes_severity_and_resource_kind_from_its_code(k8s):

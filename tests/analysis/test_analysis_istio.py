@@ -1,5 +1,5 @@
 """The Istio release the analysis judges for: reading a version, comparing it with the release a
-behaviour arrived in, and the README's table of release-dependent behaviours.
+behaviour arrived in, and the analysis page's table of release-dependent behaviours.
 
 Release tags checked in istio/istio: GatewayClass targets and serviceAccounts appear at 1.25.0
 (pilot/pkg/model/policyattachment.go, pilot/pkg/security/authz/model/model.go), trustDomains at 1.30.2
@@ -17,7 +17,7 @@ import pytest
 from analysis import IstioVersion, IstioVersionError
 from analysis.istio import NEWEST_SUPPORTED, Behaviour, Istio
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ANALYSIS_DOC = Path(__file__).resolve().parents[2] / "docs" / "analysis.md"
 TABLE_HEADER = "| from | behaviour | upstream |"
 
 
@@ -70,8 +70,8 @@ def test_default_is_the_newest_generally_available_release_and_has_every_behavio
     assert not any(Istio.of("1.24").has(behaviour) for behaviour in Behaviour)
 
 
-def test_readme_lists_every_release_dependent_behaviour():
-    lines = README.read_text(encoding="utf-8").splitlines()
+def test_the_analysis_page_lists_every_release_dependent_behaviour():
+    lines = ANALYSIS_DOC.read_text(encoding="utf-8").splitlines()
     start = lines.index(TABLE_HEADER) + 2
     end = next(index for index in range(start, len(lines)) if not lines[index].startswith("|"))
     expected = [f"| {b.since} | {b.description} | {b.evidence} |" for b in Behaviour]

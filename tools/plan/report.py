@@ -178,14 +178,19 @@ def _table(plan: Mapping[str, Any]) -> list[str]:
     return align_columns(rows)
 
 
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def render_text(plan: Mapping[str, Any], analysed: Analysed, *, full_matrix: bool = False,
                 explain: Iterable[tuple[str, str]] = ()) -> str:
     """Counts first; the matrix while it fits; findings; every difference with its reason."""
     cells = sum(len(row) for row in plan["verdicts"].values())
     counts = ", ".join(f"{count} {verdict}" for verdict, count in plan["counts"].items()) or "none"
     others = ", ".join(f"{count} {verdict}" for verdict, count in sorted(Counter(plan["otherDestinations"].values()).items()))
-    lines = [f"Access for Istio {plan['istioVersion']}: {len(plan['clients'])} clients × "
-             f"{cells // max(len(plan['clients']), 1)} destinations = {cells} cells: {counts}; "
+    clients, destinations = len(plan["clients"]), cells // max(len(plan["clients"]), 1)
+    lines = [f"Access for Istio {plan['istioVersion']}: {_counted(clients, 'client')} × "
+             f"{_counted(destinations, 'destination')} = {_counted(cells, 'cell')}: {counts}; "
              f"{OTHER_DESTINATIONS} destination: {others or 'no clients'}", ""]
     if full_matrix or cells <= MAX_TABLE_CELLS:
         lines += [*_table(plan), ""]

@@ -3,7 +3,8 @@ stack file, the running stack) and the verdicts it promises. Built on the compon
 types; the components never import it."""
 
 from .errors import ConfigError
-from .model import PROJECT, Access, BypassProtection, Database, Grant, PortConfig, SampleRequest, Service, StackConfig
+from .model import PROJECT, Access, Database, Grant, PortConfig, SampleRequest, Service, StackConfig
+from .settings import BypassProtection
 from .sources import StackFile, load_stack_file, parse_config, parse_pulumi_config, pulumi_form, read_stack_file
 
 __all__ = [

@@ -8,23 +8,19 @@ report every problem at once, each at its own key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Self, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     StrictStr,
     ValidationInfo,
-    WithJsonSchema,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from pydantic_core import PydanticCustomError, ValidationError
 
 from components import manifests
 from components.grants import identities_in_order
@@ -32,28 +28,32 @@ from components.names import shown
 from components.values import (
     DEFAULT_DATABASE_NAMESPACE,
     DEFAULT_DATABASE_PORT,
-    DEFAULT_EGRESS_GATEWAY_SELECTOR,
     DEFAULT_EGRESS_NAMESPACE,
-    DEFAULT_ISTIO_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     DEFAULT_WAYPOINT_NAME,
     RESERVED_NAMESPACES,
     SYSTEM_NAMESPACES,
     Dataplane,
-    EgressGatewayRef,
     Protocol,
     ServicePort,
 )
 
-from .errors import PROBLEM, did_you_mean, problem
+from .base import Model, Problem, at, duplicates, entries, raise_problems, validated_with
+from .errors import did_you_mean, problem
+from .settings import (
+    BypassProtection,
+    DataplaneMode,
+    EgressLockdown,
+    GatewayApi,
+    Istio,
+    ServiceEntryAdmission,
+    SidecarMode,
+)
 from .types import (
     Address,
-    Cidr,
     Flag,
-    GatewayApiVersion,
     HeaderMap,
     HttpMethod,
-    IstioVersion,
     Label,
     NamespaceName,
     PathPattern,
@@ -67,64 +67,11 @@ from .types import (
 )
 
 PROJECT = "ambient-egress"
-DEFAULT_ISTIO_VERSION = "1.30"
-DEFAULT_GATEWAY_API_VERSION = "v1.4.0"
-
-Location = tuple[str | int, ...]
-Problem = tuple[Location, str, Any, dict[str, Any]]
-"""Where, what, the value found there, and the context the message refers to (see `errors.problem`)."""
-_ModelT = TypeVar("_ModelT", bound=BaseModel)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
-
-
-def _at(location: Location, message: str, value: Any = None) -> Problem:
-    return location, message, value, {}
-
-
-def _raise(problems: Iterable[Problem], error: ValidationError | None = None) -> None:
-    """Raise pydantic's own findings (`error`) together with `problems`, each at its location."""
-    details: list[InitErrorDetails] = []
-    if error is not None:
-        for found in error.errors():
-            kind: Any = found["type"]
-            context = found.get("ctx") or {}
-            if kind == PROBLEM:
-                kind = problem(**context)
-            details.append(InitErrorDetails(type=kind, loc=found["loc"], input=found.get("input"), ctx=context))
-    details += [InitErrorDetails(type=problem(message, **context), loc=location, input=value)
-                for location, message, value, context in problems]
-    if details:
-        raise ValidationError.from_exception_data("stack config", details)
-
-
-def _duplicates(items: Iterable[tuple[Location, Any]], what: str) -> list[Problem]:
-    """Each repeat of a value, at its own place, pointing at the first."""
-    first: dict[Any, Location] = {}
-    found = []
-    for location, value in items:
-        if not isinstance(value, str):
-            continue
-        if value in first:
-            found.append((location, f"duplicate {what} {shown(value)} (first at {{first}}); each must appear once",
-                          value, {"first": first[value], "own": location}))
-        else:
-            first[value] = location
-    return found
-
-
-def _entries(value: Any) -> list[tuple[int, Any]]:
-    """The entries of a list config value with their index; nothing when it is no list."""
-    return list(enumerate(value)) if isinstance(value, list) else []
-
 
 # --- databases and services ------------------------------------------------------------------------
 
 
-class Database(_Model):
+class Database(Model):
     """An external database that namespaces may be granted.
 
     `address` unset means a PostgreSQL stand-in is deployed behind a LoadBalancer; set, it is an
@@ -140,7 +87,7 @@ class Database(_Model):
         return self.address is None
 
 
-class PortConfig(_Model):
+class PortConfig(Model):
     number: Port
     protocol: PortProtocol = Protocol.TCP
     """TCP, HTTP, HTTPS or TLS: what the waypoint sees, and so which policy fields can apply."""
@@ -151,14 +98,14 @@ class PortConfig(_Model):
         return ServicePort(number=self.number, protocol=self.protocol, name=self.name)
 
 
-class SampleRequest(_Model):
+class SampleRequest(Model):
     """A request `make plan` evaluates from every client, to show what a limited grant permits."""
 
     method: HttpMethod
     path: RequestPath
 
 
-class Service(_Model):
+class Service(Model):
     """Any external service behind the egress waypoint: an API, a message broker, a database."""
 
     name: ServiceName
@@ -175,125 +122,26 @@ class Service(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Service:
-        found = _duplicates(((("ports", index, "number"), str(port.number)) for index, port in enumerate(self.ports)), "port")
-        found += _duplicates(((("ports", index, "name"), port.name) for index, port in enumerate(self.ports) if port.name),
+        found = duplicates(((("ports", index, "number"), str(port.number)) for index, port in enumerate(self.ports)), "port")
+        found += duplicates(((("ports", index, "name"), port.name) for index, port in enumerate(self.ports) if port.name),
                              "port name")
         http_ports = len(self.http_ports)
         if self.tls_origination and http_ports != len(self.ports):
-            found.append(_at(("tlsOrigination",), "needs every port to be HTTP: the waypoint originates TLS for the "
+            found.append(at(("tlsOrigination",), "needs every port to be HTTP: the waypoint originates TLS for the "
                                                    "whole host; declare other ports as a separate service", True))
         if self.request_headers and http_ports != 1:
-            found.append(_at(("requestHeaders",), f"needs exactly one HTTP port to route (found {http_ports})"))
+            found.append(at(("requestHeaders",), f"needs exactly one HTTP port to route (found {http_ports})"))
         if self.sample_requests and not http_ports:
-            found.append(_at(("sampleRequests",), "needs an HTTP port: requests are only visible on HTTP"))
+            found.append(at(("sampleRequests",), "needs an HTTP port: requests are only visible on HTTP"))
         if self.tls_credential_name and not self.tls_origination:
-            found.append(_at(("tlsCredentialName",), "needs tlsOrigination: true; the CA checks the certificate of "
+            found.append(at(("tlsCredentialName",), "needs tlsOrigination: true; the CA checks the certificate of "
                                                       "the TLS the waypoint originates", self.tls_credential_name))
-        _raise(found)
+        raise_problems(found)
         return self
 
     @property
     def http_ports(self) -> tuple[PortConfig, ...]:
         return tuple(port for port in self.ports if port.protocol is Protocol.HTTP)
-
-
-# --- protections --------------------------------------------------------------------------------------
-
-
-class BypassProtection(_Model):
-    """The measures that stop clients from reaching a database around the egress waypoint."""
-
-    service_entry_addresses: Flag = True
-    """Put an IP-addressed database's IP on its ServiceEntry, so raw-IP connections meet the waypoint too."""
-    database_ingress_policy: Flag = True
-    """A NetworkPolicy that lets stand-in pods accept connections from the egress waypoint only."""
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _retired(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        found = []
-        if isinstance(data, dict) and "clientEgressPolicy" in data:
-            found.append(_at(("clientEgressPolicy",), "was replaced by egressLockdown, on by default for every grant; "
-                                                      "remove it", data["clientEgressPolicy"]))
-            data = {key: value for key, value in data.items() if key != "clientEgressPolicy"}
-        return _with(found, handler, data)
-
-
-class EgressLockdown(_Model):
-    """A NetworkPolicy per granted namespace: its pods send only to pods in the cluster (the egress
-    waypoint among them) and to `allowCidrs`, so the waypoint is the only way out."""
-
-    enabled: Flag = True
-    allow_cidrs: tuple[Cidr, ...] = ()
-    """Addresses outside the cluster's pods the namespace still needs: the API server, NodeLocal DNS."""
-
-
-class ServiceEntryAdmission(_Model):
-    """A ValidatingAdmissionPolicy that refuses ServiceEntries outside the egress namespace."""
-
-    enabled: Flag = True
-    allowed_namespaces: tuple[NamespaceName, ...] = ()
-    """Namespaces that may keep ServiceEntries of their own."""
-
-
-def _dataplane(value: Any) -> Dataplane:
-    choices = [str(mode) for mode in Dataplane]
-    if value not in choices:
-        raise problem(f"must be one of {', '.join(choices)} (got {shown(value)}){did_you_mean(str(value).lower(), choices)}")
-    return Dataplane(value)
-
-
-# --- the mesh --------------------------------------------------------------------------------------------
-
-
-class Istio(_Model):
-    """The Istio the cluster runs, or the stack installs."""
-
-    version: IstioVersion = DEFAULT_ISTIO_VERSION
-    """Its minor decides what renders (`resolution: NONE` from 1.28); installing pins the charts to it."""
-    install: Flag = False
-    """Install Istio in ambient mode from its Helm charts (base, istiod, cni, ztunnel) at `version`."""
-    namespace: NamespaceName = DEFAULT_ISTIO_NAMESPACE
-    """Where Istio runs: ztunnel is looked for, or installed, there."""
-
-    @model_validator(mode="after")
-    def _pinned(self) -> Istio:
-        if self.install and self.version.count(".") != 2:
-            _raise([_at(("version",), f"must name a release to install, such as \"{self.version}.0\" (got "
-                                      f"{shown(self.version)}): the Helm charts are pinned to it", self.version)])
-        return self
-
-    @property
-    def minor(self) -> tuple[int, int]:
-        major, minor = self.version.split(".")[:2]
-        return int(major), int(minor)
-
-
-class EgressGatewayConfig(_Model):
-    """The Istio egress gateway sidecar mode routes through: it must exist, and its authorization
-    becomes the stack's (every connection through it is refused until granted)."""
-
-    namespace: NamespaceName = DEFAULT_ISTIO_NAMESPACE
-    service: Label = "istio-egressgateway"
-    selector: dict[StrictStr, StrictStr] = Field(default_factory=lambda: dict(DEFAULT_EGRESS_GATEWAY_SELECTOR))
-    """The gateway pods' labels."""
-    port: Port = 443
-    """The gateway port sidecars reach it on over mutual TLS; every target shares it, told apart by SNI."""
-
-    def value(self) -> EgressGatewayRef:
-        return EgressGatewayRef(namespace=self.namespace, service=self.service, selector=dict(self.selector), port=self.port)
-
-
-class SidecarMode(_Model):
-    egress_gateway: EgressGatewayConfig = Field(default_factory=lambda: EgressGatewayConfig())
-
-
-class GatewayApi(_Model):
-    """The Gateway API CRDs the waypoint and routes are made of."""
-
-    install: Flag = False
-    """Install the standard-channel CRDs of `version`."""
-    version: GatewayApiVersion = DEFAULT_GATEWAY_API_VERSION
 
 
 # --- grants --------------------------------------------------------------------------------------------
@@ -309,7 +157,7 @@ def _declared_database(name: str, info: ValidationInfo) -> str:
 
 def _unique(what: str) -> AfterValidator:
     def check(values: tuple[str, ...]) -> tuple[str, ...]:
-        _raise(_duplicates((((index,), value) for index, value in enumerate(values)), what))
+        raise_problems(duplicates((((index,), value) for index, value in enumerate(values)), what))
         return values
     return AfterValidator(check)
 
@@ -323,7 +171,7 @@ def _access_form(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-class Access(_Model):
+class Access(Model):
     """One grant of one service: any request, or only some (HTTP), by the grant's identities or some."""
 
     name: StrictStr
@@ -337,11 +185,11 @@ class Access(_Model):
         context = info.context or {}
         declared, services = context.get("services", set()), context.get("valid_services", {})
         if self.name not in declared:
-            _raise([_at((), f"unknown service {shown(self.name)}{did_you_mean(self.name, declared)}; "
+            raise_problems([at((), f"unknown service {shown(self.name)}{did_you_mean(self.name, declared)}; "
                             f"declare it under {PROJECT}:services first", self.name)])
         service = services.get(self.name)
         if service is not None and self.is_limited and not service.http_ports:
-            _raise([_at(("methods" if self.methods else "paths",),
+            raise_problems([at(("methods" if self.methods else "paths",),
                         f"{service.name} has no HTTP port, and TCP policies may use only ports, namespaces and "
                         "principals: remove methods and paths, or declare the port as HTTP")])
         return self
@@ -351,7 +199,7 @@ class Access(_Model):
         return bool(self.methods or self.paths)
 
 
-class Grant(_Model):
+class Grant(Model):
     """`namespace` may reach each of `databases` and `services`; with `serviceAccounts`, only those
     identities may."""
 
@@ -372,24 +220,13 @@ class Grant(_Model):
         found = []
         if isinstance(data, dict):
             if "databases" not in data and "services" not in data:
-                found.append(_at(("databases",), "is required: list the databases (or services) this namespace may reach"))
+                found.append(at(("databases",), "is required: list the databases (or services) this namespace may reach"))
             found += _namespace_role(data.get("namespace"), data.get("createNamespace"), info)
-        return _with(found, handler, data)
+        return validated_with(found, handler, data)
 
     def identities(self) -> tuple[str, ...]:
         """Every service account the grant names, in the order `NamespaceGrant` references them."""
         return identities_in_order(self.service_accounts, (access.service_accounts for access in self.services))
-
-
-def _with(found: list[Problem], handler: ModelWrapValidatorHandler[_ModelT], data: Any) -> _ModelT:
-    """Validate `data` and raise pydantic's findings and `found` together, or return the model."""
-    try:
-        model = handler(data)
-    except ValidationError as error:
-        _raise(found, error)
-        raise
-    _raise(found)
-    return model
 
 
 def _namespace_role(namespace: Any, create: Any, info: ValidationInfo) -> list[Problem]:
@@ -397,11 +234,11 @@ def _namespace_role(namespace: Any, create: Any, info: ValidationInfo) -> list[P
         return []
     roles: Mapping[str, str] = (info.context or {}).get("stack_namespaces", {})
     if namespace in roles:
-        return [_at(("namespace",), f"{shown(namespace)} is the {roles[namespace]}; grant a client namespace instead", namespace)]
+        return [at(("namespace",), f"{shown(namespace)} is the {roles[namespace]}; grant a client namespace instead", namespace)]
     if namespace in SYSTEM_NAMESPACES:
-        return [_at(("namespace",), f"{shown(namespace)} is a system namespace; grant a namespace of your own", namespace)]
+        return [at(("namespace",), f"{shown(namespace)} is a system namespace; grant a namespace of your own", namespace)]
     if namespace in RESERVED_NAMESPACES and create in (True, "true"):
-        return [_at(("createNamespace",), f"{shown(namespace)} exists in every cluster and is never owned by a stack; "
+        return [at(("createNamespace",), f"{shown(namespace)} exists in every cluster and is never owned by a stack; "
                                           "remove createNamespace", create)]
     return []
 
@@ -412,7 +249,7 @@ Structured = BeforeValidator(structured)
 _STACK_NAMESPACES = (("egressNamespace", DEFAULT_EGRESS_NAMESPACE), ("databaseNamespace", DEFAULT_DATABASE_NAMESPACE))
 
 
-class StackConfig(_Model):
+class StackConfig(Model):
     """Everything under `ambient-egress:` in a stack config. Keys are declared in the order their
     problems are reported."""
 
@@ -424,8 +261,7 @@ class StackConfig(_Model):
     """Own the stand-ins' namespace. False: it exists, outside the mesh."""
     waypoint_name: Label = DEFAULT_WAYPOINT_NAME
     trust_domain: Address = DEFAULT_TRUST_DOMAIN
-    dataplane: Annotated[Dataplane, BeforeValidator(_dataplane), WithJsonSchema({"enum": [str(mode) for mode in Dataplane]})] = (
-        Dataplane.AMBIENT)
+    dataplane: DataplaneMode = Dataplane.AMBIENT
     """ambient (ztunnel and the egress waypoint) or sidecar (Envoy sidecars and an Istio egress gateway)."""
     sidecar: Annotated[SidecarMode, Structured] = Field(default_factory=lambda: SidecarMode())
     istio: Annotated[Istio, Structured] = Field(default_factory=lambda: Istio())
@@ -446,25 +282,25 @@ class StackConfig(_Model):
         raw = {key: _decoded(value) for key, value in data.items()}
         if info.context is not None:
             info.context.update(_context_of(raw))
-        config = _with(_across(raw), handler, data)
-        _raise([*config._collisions(), *config._sidecar_limits()])
+        config = validated_with(_across(raw), handler, data)
+        raise_problems([*config._collisions(), *config._sidecar_limits()])
         return config
 
     def _sidecar_limits(self) -> list[Problem]:
         if self.dataplane is not Dataplane.SIDECAR:
             return []
-        found = [_at(("services", index, "ports"), f"has {len(service.ports)} ports; in sidecar mode a target has one, which "
+        found = [at(("services", index, "ports"), f"has {len(service.ports)} ports; in sidecar mode a target has one, which "
                                                   "the egress gateway tells apart by SNI: declare each port as its own service")
                  for index, service in enumerate(self.services) if len(service.ports) != 1]
         if self.istio.install:
-            found.append(_at(("istio", "install"), "installs Istio for ambient; in sidecar mode install Istio with an egress "
+            found.append(at(("istio", "install"), "installs Istio for ambient; in sidecar mode install Istio with an egress "
                                                    "gateway yourself", True))
         return found
 
     def _collisions(self) -> list[Problem]:
         found: list[Problem] = []
         if self.egress_namespace == self.database_namespace:
-            found.append(_at(("databaseNamespace",), "must differ from egressNamespace: the database namespace stays "
+            found.append(at(("databaseNamespace",), "must differ from egressNamespace: the database namespace stays "
                                                       "outside the mesh", self.database_namespace))
         # Each grant and target names a policy `allow-<target>-from-<namespace>`; two pairs can spell
         # the same name (`a` for `b-from-c`, `a-from-b` for `c`), and one would replace the other.
@@ -474,7 +310,7 @@ class StackConfig(_Model):
                 name = manifests.grant_policy_name(target, grant.namespace)
                 first = policies.setdefault(name, (index, target))
                 if first[0] != index:
-                    found.append(_at(("grants", index, "namespace"),
+                    found.append(at(("grants", index, "namespace"),
                                      f"its policy for {shown(target)} would be named {name}, like the policy of "
                                      f"{PROJECT}:grants[{first[0]}] for {shown(first[1])}; rename the namespace or the "
                                      "target", grant.namespace))
@@ -512,7 +348,7 @@ def _decoded(value: Any) -> Any:
 
 
 def _names(value: Any) -> list[tuple[int, Any]]:
-    return [(index, entry.get("name")) for index, entry in _entries(value) if isinstance(entry, dict)]
+    return [(index, entry.get("name")) for index, entry in entries(value) if isinstance(entry, dict)]
 
 
 def _context_of(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -520,7 +356,7 @@ def _context_of(raw: Mapping[str, Any]) -> dict[str, Any]:
     not, so a grant of a broken entry is not called undeclared), the services that are valid, and
     the stack's own namespaces."""
     services = {}
-    for _, entry in _entries(raw.get("services")):
+    for _, entry in entries(raw.get("services")):
         try:
             service = Service.model_validate(entry)
         except (ValidationError, RecursionError):
@@ -543,20 +379,20 @@ def _across(raw: Mapping[str, Any]) -> list[Problem]:
     """Problems between entries: repeated names, a name both a database and a service, no targets."""
     found = []
     if "databases" not in raw and "services" not in raw:
-        found.append(_at(("databases",), "is required: list the external databases, e.g. [{name: postgres-1}]"))
+        found.append(at(("databases",), "is required: list the external databases, e.g. [{name: postgres-1}]"))
     databases, services = _names(raw.get("databases")), _names(raw.get("services"))
-    found += _duplicates(((("databases", index, "name"), name) for index, name in databases), "database name")
-    found += _duplicates(((("services", index, "name"), name) for index, name in services), "service name")
+    found += duplicates(((("databases", index, "name"), name) for index, name in databases), "database name")
+    found += duplicates(((("services", index, "name"), name) for index, name in services), "service name")
     first_database: dict[str, int] = {}
     for index, name in databases:
         if isinstance(name, str):
             first_database.setdefault(name, index)
     found += [
-        _at(("services", index, "name"), f"{shown(name)} is also a database ({PROJECT}:databases[{first_database[name]}].name); "
+        at(("services", index, "name"), f"{shown(name)} is also a database ({PROJECT}:databases[{first_database[name]}].name); "
                                          "each name is a ServiceEntry, so pick another", name)
         for index, name in services if isinstance(name, str) and name in first_database
     ]
     namespaces = [(("grants", index, "namespace"), entry.get("namespace"))
-                  for index, entry in _entries(raw.get("grants")) if isinstance(entry, dict)]
-    found += _duplicates(namespaces, "grant namespace")
+                  for index, entry in entries(raw.get("grants")) if isinstance(entry, dict)]
+    found += duplicates(namespaces, "grant namespace")
     return found

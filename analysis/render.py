@@ -68,8 +68,8 @@ def render_table(matrix: AccessMatrix, *, reasons: bool = True) -> str:
 def render_mermaid(matrix: AccessMatrix) -> str:
     """`flowchart LR`: client namespaces on the left, ServiceEntry ports (cylinders) on the right,
     and a hexagon for any other external destination; an edge per cell, the hexagon's after the rest."""
-    client_ids = _node_ids("ns", matrix.clients)
-    destination_ids = _node_ids("se", [d.label for d in matrix.destinations])
+    client_ids = node_ids("ns", matrix.clients)
+    destination_ids = node_ids("se", [d.label for d in matrix.destinations])
     lines = ["flowchart LR"]
     lines += [f'  {client_ids[client]}["{client}"]' for client in matrix.clients]
     lines += [f'  {destination_ids[d.label]}[("{d.label}")]' for d in matrix.destinations]
@@ -89,14 +89,16 @@ def render_mermaid(matrix: AccessMatrix) -> str:
     return "\n".join(lines)
 
 
-def _node_ids(prefix: str, labels: Iterable[str]) -> dict[str, str]:
+def node_ids(prefix: str, labels: Iterable[str]) -> dict[str, str]:
     """Mermaid-safe ids (`rds-demo-1` -> `ns_rds_demo_1`), kept distinct when two labels sanitise alike."""
     ids: dict[str, str] = {}
+    taken: set[str] = set()
     for label in labels:
         base = f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', label)}"
         node_id, suffix = base, 1
-        while node_id in ids.values():
+        while node_id in taken:
             suffix += 1
             node_id = f"{base}_{suffix}"
         ids[label] = node_id
+        taken.add(node_id)
     return ids

@@ -103,15 +103,21 @@ def tls_origination_rule(name: str, namespace_name: str, host: Any, *, credentia
     check back. The CA is the system's, or the `credential_name` Secret's `ca.crt` in the
     waypoint's namespace (a name ending in `-cacert` needs no extra RBAC for the waypoint).
     """
-    tls: dict[str, Any] = {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
-    if credential_name:
-        tls["credentialName"] = credential_name
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
         "metadata": metadata(f"{name}-tls-origination", namespace_name),
-        "spec": {"host": host, "trafficPolicy": {"tls": tls}},
+        "spec": {"host": host, "trafficPolicy": {"tls": originated_tls(host, credential_name)}},
     }
+
+
+def originated_tls(host: Any, credential_name: str | None) -> dict[str, Any]:
+    """TLS to the host that checks the certificate names it, against the system's CAs or the
+    `credential_name` Secret's."""
+    tls: dict[str, Any] = {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
+    if credential_name:
+        tls["credentialName"] = credential_name
+    return tls
 
 
 def request_header_route(name: str, namespace_name: str, *, host: Any, port: int,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..values import EgressGatewayRef, Protocol, ServicePort, principal
 from .core import metadata
-from .mesh import TLS_PORT
+from .mesh import TLS_PORT, originated_tls
 
 INJECTION = {"istio-injection": "enabled"}
 SNI = "connection.sni"
@@ -120,15 +120,13 @@ def egress_route(name: str, namespace_name: str, *, host: Any, port: ServicePort
 def gateway_tls_origination(name: str, namespace_name: str, *, host: Any, gateway: EgressGatewayRef,
                             credential_name: str | None = None) -> dict[str, Any]:
     """The gateway opens TLS to the host on 443 and checks its certificate names the host."""
-    tls: dict[str, Any] = {"mode": "SIMPLE", "sni": host, "subjectAltNames": [host]}
-    if credential_name:
-        tls["credentialName"] = credential_name
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
         "metadata": metadata(f"{name}-tls-origination", namespace_name),
         "spec": {"host": host, "exportTo": sorted({".", *({gateway.namespace} - {namespace_name})}),
-                 "trafficPolicy": {"portLevelSettings": [{"port": {"number": TLS_PORT}, "tls": tls}]}},
+                 "trafficPolicy": {"portLevelSettings": [{"port": {"number": TLS_PORT},
+                                                          "tls": originated_tls(host, credential_name)}]}},
     }
 
 

@@ -8,7 +8,6 @@ difference is a real one: the manifests would not give what the config promises.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from analysis import (
 )
 from analysis.manifests import SERVICE_ENTRY
 from analysis.matrix import OTHER_DESTINATIONS
+from analysis.render import node_ids
 from components.values import Dataplane
 from stack import StackConfig
 from stack.access import access_matrix as declared_matrix
@@ -240,19 +240,6 @@ def _unchecked_limited(plan: Mapping[str, Any], config: StackConfig) -> list[str
 
 # --- Mermaid ---------------------------------------------------------------------------------------
 
-def _node_ids(prefix: str, names: Iterable[str]) -> dict[str, str]:
-    """Mermaid-safe ids (`rds-demo-1` -> `ns_rds_demo_1`), kept distinct when two names sanitise alike."""
-    ids: dict[str, str] = {}
-    for name in names:
-        base = f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name)}"
-        node_id, suffix = base, 1
-        while node_id in ids.values():
-            suffix += 1
-            node_id = f"{base}_{suffix}"
-        ids[name] = node_id
-    return ids
-
-
 class TooLargeForMermaid(Exception):
     """More edges than Mermaid draws."""
 
@@ -270,8 +257,8 @@ def render_mermaid(plan: Mapping[str, Any], *, all_edges: bool = False) -> str:
         raise TooLargeForMermaid(
             f"the diagram would have {len(edges)} edges, and Mermaid draws at most {MERMAID_MAX_EDGES}; "
             "use --format json or text, or plan a smaller stack")
-    ids = _node_ids("ns", sorted({client for client, _, _ in edges}))
-    ids.update(_node_ids("se", sorted({label for _, label, _ in edges})))
+    ids = node_ids("ns", sorted({client for client, _, _ in edges}))
+    ids.update(node_ids("se", sorted({label for _, label, _ in edges})))
     lines = ["flowchart LR"]
     lines += [f'  {ids[client]}["{client}"]' for client in plan["clients"] if client in ids]
     lines += [f'  {ids[label]}[("{label}")]' for label in sorted({label for _, label, _ in edges})]

@@ -117,7 +117,7 @@ _PG_ISREADY_NO_ATTEMPT = 3
 
 
 @dataclass(frozen=True)
-class PgIsReady:
+class _HostAndPort:
     host: str
     port: int
 
@@ -125,6 +125,9 @@ class PgIsReady:
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
+
+@dataclass(frozen=True)
+class PgIsReady(_HostAndPort):
     def command(self) -> list[str]:
         return _bash(PG_ISREADY_SCRIPT, self.host, str(self.port))
 
@@ -140,14 +143,7 @@ class PgIsReady:
 
 
 @dataclass(frozen=True)
-class TcpConnect:
-    host: str
-    port: int
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
-
+class TcpConnect(_HostAndPort):
     def command(self) -> list[str]:
         return _bash(TCP_SCRIPT, self.host, str(self.port))
 

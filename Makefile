@@ -22,6 +22,7 @@ plan: $(BIN)/.installed
 verify: $(BIN)/.installed
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
 
+# Results go to build/bench/; the committed ones in docs/ change only with --publish (BENCH_ARGS="--full --publish").
 bench: $(BIN)/.installed
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 

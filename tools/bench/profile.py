@@ -24,6 +24,7 @@ from .topology import Topology
 
 T = TypeVar("T")
 SAMPLING_INTERVAL = 0.002
+FILES_SHOWN = 25
 
 AREAS = (
     ("project code (components/, stack/, __main__.py)", ("/components/", "/stack/", "__main__.py")),
@@ -71,10 +72,11 @@ def classify(path: str) -> str:
     return "other (stdlib)"
 
 
-def areas_and_operations(root: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """Self time by area, and time inside each operation (outermost frames only, so recursion is
-    counted once), from a pyinstrument frame tree."""
+def self_times(root: Any) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Self time by area and by file, and time inside each operation (outermost frames only, so
+    recursion is counted once), from a pyinstrument frame tree."""
     areas: Counter[str] = Counter()
+    files: Counter[str] = Counter()
     operations: Counter[str] = Counter()
     stack: list[tuple[Any, str, frozenset[str]]] = [(root, "", frozenset())]
     while stack:
@@ -83,11 +85,22 @@ def areas_and_operations(root: Any) -> tuple[dict[str, float], dict[str, float]]
         path = frame.file_path or parent_path
         own = frame.time - sum(child.time for child in frame.children)
         areas[classify(path)] += max(own, 0.0)
+        files[_short(path)] += max(own, 0.0)
         entered = {what for what, matches in OPERATIONS if what not in inside and matches(frame.function, path)}
         for what in entered:
             operations[what] += frame.time
         stack.extend((child, path, inside | entered) for child in frame.children)
-    return dict(areas), dict(operations)
+    return dict(areas), dict(files.most_common(FILES_SHOWN)), dict(operations)
+
+
+def _short(path: str) -> str:
+    """A file as `pulumi/output.py`: from its package on, for installed and standard-library code."""
+    for marker in ("site-packages/", "/lib/python3."):
+        _, found, tail = path.partition(marker)
+        if found:
+            # The standard library's path goes on with the minor version: `11/asyncio/events.py`.
+            return tail if marker == "site-packages/" else tail.split("/", 1)[-1]
+    return "/".join(path.rsplit("/", 2)[-2:])
 
 
 def profiled(tree: Path) -> Callable[[Callable[[], T]], tuple[T, dict[str, Any]]]:
@@ -105,8 +118,8 @@ def profiled(tree: Path) -> Callable[[Callable[[], T]], tuple[T, dict[str, Any]]
         tree.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
         session = profiler.last_session
         assert session is not None
-        areas, operations = areas_and_operations(session.root_frame())
-        return result, {**timing, "areas": areas, "operations": operations}
+        areas, files, operations = self_times(session.root_frame())
+        return result, {**timing, "areas": areas, "files": files, "operations": operations}
 
     return observe
 
@@ -159,6 +172,10 @@ def comparison(topology: Topology, program: Mapping[str, Any], baseline: Mapping
         "Time inside operations (children included; they overlap each other):",
         "",
         *table("operation", "operations"),
+        "",
+        f"The {FILES_SHOWN} files with the most self time in either run:",
+        "",
+        *table("file", "files"),
         "",
     ]
     return "\n".join(lines)

@@ -25,6 +25,9 @@ from .topology import Topology
 MEASUREMENTS = ("program", "baseline", "plan", "analysis")
 NEEDS = {"baseline": "program", "analysis": "plan"}
 """A measurement that works on another's output runs only where that one did."""
+PARTS = {"plan": "analysis"}
+"""A measurement whose time includes another's, which grows at its own rate: its time is predicted as
+that part's plus the rest's, each fitted on its own."""
 FIT_POINTS = 3
 """Extrapolations fit the largest this-many measured sizes, where the growth is steepest."""
 EXTRAPOLATED_KEYS = ("wall_s", "cpu_s", "peak_rss_mb")
@@ -69,13 +72,33 @@ def linear_fit(points: Sequence[tuple[float, float]]) -> tuple[float, float] | N
 
 def predict(rows: Sequence[Row], measurement: str, key: str, at: int) -> tuple[float, str] | None:
     """`key` of `measurement` at `at` resources, and how it was predicted; None without two sizes."""
-    points = sorted((row.resources, float(row.measured[measurement][key])) for row in rows
-                    if measurement in row.measured and row.measured[measurement].get(key))[-FIT_POINTS:]
     if key == "peak_rss_mb":  # memory grows linearly: a fixed floor (imports) plus a cost per resource
-        fit = linear_fit(points)
+        fit = linear_fit(_points(rows, lambda row: row.measured.get(measurement, {}).get(key)))
         return None if fit is None else (fit[0] + fit[1] * at, "linear")
-    power = power_fit(points)
-    return None if power is None else (power[0] * at ** power[1], f"∝ R^{power[1]:.2f}")
+    part = PARTS.get(measurement)
+    if part is not None:
+        rest = _power_law(rows, lambda row: _difference(row, measurement, part, key), at)
+        inner = predict(rows, part, key, at)
+        if rest is not None and inner is not None:
+            return rest[0] + inner[0], f"{rest[1]} + {part} {inner[1]}"
+    return _power_law(rows, lambda row: row.measured.get(measurement, {}).get(key), at)
+
+
+def _points(rows: Sequence[Row], value: Callable[[Row], float | None]) -> list[tuple[float, float]]:
+    """(resources, value) at the largest sizes that have the value."""
+    points = sorted((float(row.resources), float(found)) for row in rows if (found := value(row)) is not None)
+    return points[-FIT_POINTS:]
+
+
+def _power_law(rows: Sequence[Row], value: Callable[[Row], float | None], at: int) -> tuple[float, str] | None:
+    fit = power_fit(_points(rows, value))
+    return None if fit is None else (fit[0] * at ** fit[1], f"∝ R^{fit[1]:.2f}")
+
+
+def _difference(row: Row, whole: str, part: str, key: str) -> float | None:
+    if whole in row.measured and part in row.measured:
+        return float(row.measured[whole][key]) - float(row.measured[part][key])
+    return None
 
 
 def timeout(budget: float) -> float:

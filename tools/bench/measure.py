@@ -45,19 +45,19 @@ class WorkerFailed(RuntimeError):
 # --- timing, inside a measuring process ---------------------------------------------------------
 
 class GcClock:
-    """Seconds spent in the cyclic garbage collector, from gc.callbacks."""
+    """CPU seconds spent in the cyclic garbage collector, from gc.callbacks. CPU time of the thread
+    that collects, not wall time: on a shared machine a collection can wait for a core, and that
+    wait is not the collector's cost."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.collections: Counter[int] = Counter()
         self._started = 0.0
 
     def __call__(self, phase: str, info: Mapping[str, Any]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.thread_time()
         else:
-            self.seconds += time.perf_counter() - self._started
-            self.collections[info["generation"]] += 1
+            self.seconds += time.thread_time() - self._started
 
     def __enter__(self) -> GcClock:
         gc.callbacks.append(self)

@@ -161,6 +161,22 @@ def _measure(row: Row, measurement: str, rows: Sequence[Row], *, budget: float, 
     row.measured[measurement] = result
     report(f"  {measurement}: {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU, "
            f"{result['peak_rss_mb']:.0f} MB")
+    for surprise in surprises(row, measurement, result):
+        row.notes.append(f"{measurement}: {surprise}")
+        report(f"  {measurement}: {surprise}")
+
+
+def surprises(row: Row, measurement: str, result: dict[str, Any]) -> list[str]:
+    """What a run reported that its topology does not predict: then it measured something else."""
+    expected = {
+        "program": {"resources": row.resources},
+        "baseline": {"resources": row.resources},
+        # The ALLOW cells of the namespace rows are the grants; make plan exits 0 on no finding and no mismatch.
+        "plan": {"allowed_cells": row.topology.grants, "exit_code": 0},
+        "analysis": {"allowed_cells": row.topology.grants},
+    }[measurement]
+    return [f"{key} was {result.get(key)}, expected {value}" for key, value in expected.items()
+            if result.get(key) != value]
 
 
 def _extrapolate(row: Row, rows: Sequence[Row]) -> None:

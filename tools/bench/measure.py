@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,9 +99,13 @@ def project_name(source: Path) -> str:
 
 # --- the workers ------------------------------------------------------------------------------------
 
+PROVIDER_PREFIXES = ("kubernetes:", "random:")
+"""Custom resources come from providers; the project's own components carry its package name."""
+
+
 def program_worker(topology: Topology, source: Path, registrations_out: Path | None,
                    observe: Observer[Any] = timed) -> dict[str, Any]:
-    started = time.perf_counter()
+    """The program's run, and what the baseline replays of it written to `registrations_out`."""
     program = use_source(source)
     from tools.mock_engine import RecordingMocks, run_program
 
@@ -111,21 +114,16 @@ def program_worker(topology: Topology, source: Path, registrations_out: Path | N
     # The warm-up is a one-grant stack: its two policies are the layout comparison's template.
     tiny = Topology(1, 1, 1, seed=topology.seed)
     warm_up = run_program(tiny.config(), RecordingMocks(tiny.load_balancers()), program=program)
-    startup = time.perf_counter() - started
-    rss_before = peak_rss_mb()
 
     config, load_balancers = topology.config(), topology.load_balancers()
     run, timing = observe(lambda: run_program(config, RecordingMocks(load_balancers), program=program))
     manifests = run.manifests()
     result: dict[str, Any] = {
         **timing,
-        "startup_s": startup,
         "peak_rss_mb": peak_rss_mb(),
-        "rss_before_mb": rss_before,
         "gc_threshold": gc.get_threshold(),
         "resources": len(run.resources),
         "reads": sum(1 for registered in run.resources if registered.read),
-        "types": dict(Counter(registered.type for registered in run.resources)),
         "manifest_bytes": sum(len(json.dumps(manifest)) for manifest in manifests),
         "layout": layout_metrics(manifests),
         "policy_template": policy_template(warm_up.manifests(), tiny),
@@ -140,15 +138,10 @@ def program_worker(topology: Topology, source: Path, registrations_out: Path | N
     return result
 
 
-PROVIDER_PREFIXES = ("kubernetes:", "random:")
-"""Custom resources come from providers; the project's own components carry its package name."""
-
-
 def baseline_worker(registrations_in: Path, source: Path, gc_threshold: Sequence[int],
                     observe: Observer[Any] = timed) -> dict[str, Any]:
     """The replay, with the garbage collector set as the program's run left it: the SDK's floor
     under the same interpreter settings."""
-    started = time.perf_counter()
     use_source(source)
     from tools.mock_engine import run_on_mocks
 
@@ -157,21 +150,15 @@ def baseline_worker(registrations_in: Path, source: Path, gc_threshold: Sequence
     registrations = list(read_registrations(registrations_in))
     gc.set_threshold(*gc_threshold)
     run_on_mocks(baseline_program(registrations[:3]))
-    startup = time.perf_counter() - started
-    rss_before = peak_rss_mb()
     run, timing = observe(lambda: run_on_mocks(baseline_program(registrations)))
-    return {**timing, "startup_s": startup, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
-            "resources": len(run.resources), "reads": sum(1 for registered in run.resources if registered.read)}
+    return {**timing, "peak_rss_mb": peak_rss_mb(), "resources": len(run.resources)}
 
 
 def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
-    started = time.perf_counter()
     use_source(source)
     from analysis import Decision, MeshIndex, access_matrix, analyze, load_manifests
     from analysis.matrix import client_identity
 
-    startup = time.perf_counter() - started
-    rss_before = peak_rss_mb()
     phases: dict[str, float] = {}
 
     def phase(name: str, step: Callable[[], T]) -> T:
@@ -180,18 +167,17 @@ def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
         phases[f"{name}_s"] = time.perf_counter() - begun
         return value
 
-    def run() -> tuple[int, Any, list[Any]]:
+    def run() -> tuple[Any, list[Any]]:
         objects = phase("load", lambda: load_manifests(manifests))
         index = phase("index", lambda: MeshIndex(objects))
         # In the order `make plan` runs them.
         findings = phase("findings", lambda: analyze(index))
         matrix = phase("matrix", lambda: access_matrix(index))
-        return len(objects), matrix, findings
+        return matrix, findings
 
-    (objects, matrix, findings), timing = timed(run)
+    (matrix, findings), timing = timed(run)
     return {
-        **timing, **phases, "startup_s": startup, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
-        "objects": objects, "cells": len(matrix.cells), "findings": len(findings),
+        **timing, **phases, "peak_rss_mb": peak_rss_mb(), "cells": len(matrix.cells), "findings": len(findings),
         "allowed_cells": sum(1 for (client, _), verdict in matrix.cells.items()
                              if verdict.decision is Decision.ALLOW and client_identity(client)[1] is None),
     }

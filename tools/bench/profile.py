@@ -12,7 +12,6 @@ profile-areas.md (the comparison).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -141,7 +140,6 @@ def profile(topology: Topology, source: Path, out: Path, *, budget: float) -> No
         raise SystemExit(f"the baseline ran over {timeout(budget):.0f} s")
     text = comparison(topology, program, baseline)
     (out / "profile-areas.md").write_text(text)
-    (out / "profile-areas.json").write_text(json.dumps({"program": program, "baseline": baseline}, indent=1))
     print(text)
 
 

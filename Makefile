@@ -39,6 +39,7 @@ verify: $(BIN)/.installed
 e2e: $(BIN)/.installed
 	$(BIN)/python -m tools.e2e $(E2E_ARGS)
 
+# Results go to build/bench/; the committed ones in docs/ change only with --publish (BENCH_ARGS="--full --publish").
 bench: $(BIN)/.installed
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 

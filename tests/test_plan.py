@@ -12,7 +12,7 @@ from components import manifests
 from stack import parse_config
 from tools.mock_engine import MOCK_PASSWORD, SECRET_PLACEHOLDER, resolved
 from tools.plan.__main__ import main as plan_main
-from tools.plan.build import PlanLayout, write_manifests
+from tools.plan.build import PlanLayout, placeholder_load_balancers, write_manifests
 from tools.plan.report import analyse, differences, sample_requests
 
 from .support import dev_values, run
@@ -46,7 +46,7 @@ def test_dev_plan_prints_the_reference_four_checks_and_passes(tmp_path, capsys):
 
 def test_placeholder_load_balancer_addresses_are_documentation_addresses_and_say_so(tmp_path, capsys):
     _, out = run_plan(tmp_path, capsys)
-    assert "PLACEHOLDER LoadBalancer addresses (TEST-NET-3" in out
+    assert "PLACEHOLDER LoadBalancer addresses (documentation range" in out
     entries = written(tmp_path, "40-service-entries.yaml")
     assert sorted(entry["spec"]["hosts"][0] for entry in entries) == ["203.0.113.10.nip.io", "203.0.113.11.nip.io"]
 
@@ -369,3 +369,15 @@ def test_every_client_has_a_verdict_for_any_other_external_destination_decided_b
     assert "any other external destination: 1 DENY, 1 OPEN" in out
     assert [line.split()[-1] for line in out.splitlines() if line.startswith("rds-demo-")][:2] == ["OPEN", "DENY"]
     assert "rds-demo-1 -> any other external: OPEN (" in out
+
+
+def test_placeholders_run_through_the_documentation_ranges_and_then_ask_for_addresses(tmp_path, capsys):
+    many = {"databases": [{"name": f"db-{index}"} for index in range(754)], "grants": []}
+    code = plan_main(["--config", write_stack(tmp_path, many), "--out", str(tmp_path / "plan")])
+    assert code == 2
+    assert "754 stand-ins need LoadBalancer addresses and the documentation ranges hold 753 placeholders" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "plan").exists()
+    last = {**many, "databases": many["databases"][:753]}
+    assert placeholder_load_balancers(parse_config(last), {})["db-752"] == {"ip": "192.0.2.254"}
+    assert placeholder_load_balancers(parse_config(last), {})["db-245"] == {"ip": "198.51.100.1"}

@@ -25,7 +25,14 @@ from components.names import address_problem
 from stack import PROJECT, ConfigError, read_stack_file
 from tools.mock_engine import ROOT, RecordingMocks
 
-from .build import PlanDirectoryError, PlanLayout, placeholder_load_balancers, run_stack_file, write_manifests
+from .build import (
+    PlaceholdersExhausted,
+    PlanDirectoryError,
+    PlanLayout,
+    placeholder_load_balancers,
+    run_stack_file,
+    write_manifests,
+)
 from .report import (
     EXIT_BAD_INPUT,
     TooLargeForMermaid,
@@ -105,7 +112,11 @@ def plan_main(argv: Sequence[str]) -> int:
 
     progress = Progress(sys.stderr)
     layout = PlanLayout(args.out or ROOT / "build" / "plan" / args.stack)
-    load_balancers = placeholder_load_balancers(config, overrides)
+    try:
+        load_balancers = placeholder_load_balancers(config, overrides)
+    except PlaceholdersExhausted as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
     run = run_stack_file(stack_file, RecordingMocks(load_balancers), stack=args.stack)
     progress.stage(f"the program registered {len(run.resources)} resources")
     manifests, patches = run.manifests(), run.patches()
@@ -140,7 +151,8 @@ def plan_main(argv: Sequence[str]) -> int:
     header = f"{stack_path.name}: {len(manifests)} objects and {len(patches)} label patches in {len(files)} files under {shown}"
     if placeholders:
         listed = ", ".join(f"{name}={address}" for name, address in placeholders.items())
-        header += f"\nPLACEHOLDER LoadBalancer addresses (TEST-NET-3, not real; override with --lb NAME=ADDRESS): {listed}"
+        header += (f"\nPLACEHOLDER LoadBalancer addresses (documentation range, not real; "
+                   f"override with --lb NAME=ADDRESS): {listed}")
     if args.format == "mermaid":
         print(header, file=sys.stderr)
         print(mermaid)

@@ -8,6 +8,7 @@ same bytes, so two plans compare with `diff`.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +25,11 @@ try:  # libyaml writes large plans several times faster; the output is the same.
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Dumper = yaml.SafeDumper
 
-# Stand-in LoadBalancer addresses come from TEST-NET-3 (RFC 5737): documentation-only, never routed.
-PLACEHOLDER_NETWORK = ipaddress.IPv4Network("203.0.113.0/24")
+# Stand-in LoadBalancer addresses come from the documentation ranges (RFC 5737), never routed:
+# TEST-NET-3 from .10 (the dev stack's two), then TEST-NET-2 and TEST-NET-1.
+DOCUMENTATION_NETWORKS = tuple(ipaddress.IPv4Network(net) for net in ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"))
 PLACEHOLDER_FIRST_HOST = 10
+PLACEHOLDER_CAPACITY = sum(network.num_addresses - 2 for network in DOCUMENTATION_NETWORKS) - (PLACEHOLDER_FIRST_HOST - 1)
 # Written into every plan directory, so a later plan empties only a directory a plan wrote.
 PLAN_MARKER = ".ambient-egress-plan"
 
@@ -77,15 +80,23 @@ class PlanLayout:
 
 def placeholder_load_balancers(config: StackConfig, overrides: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """A documentation-range IP per stand-in, unless `--lb NAME=ADDRESS` gives one."""
-    hosts = PLACEHOLDER_NETWORK.hosts()
-    for _ in range(PLACEHOLDER_FIRST_HOST - 1):
-        next(hosts)
+    pool = itertools.chain(itertools.islice(DOCUMENTATION_NETWORKS[0].hosts(), PLACEHOLDER_FIRST_HOST - 1, None),
+                           *(network.hosts() for network in DOCUMENTATION_NETWORKS[1:]))
     addresses = {}
     for database in config.databases:
         if database.is_stand_in:
-            address = overrides.get(database.name) or str(next(hosts))
+            address = overrides.get(database.name) or str(next(pool, ""))
+            if not address:
+                stand_ins = sum(database.is_stand_in for database in config.databases)
+                raise PlaceholdersExhausted(
+                    f"{stand_ins} stand-ins need LoadBalancer addresses and the documentation ranges hold "
+                    f"{PLACEHOLDER_CAPACITY} placeholders: give the others with --lb NAME=ADDRESS")
             addresses[database.name] = {"ip": address} if _is_ip(address) else {"hostname": address}
     return addresses
+
+
+class PlaceholdersExhausted(Exception):
+    """More stand-ins than placeholder addresses."""
 
 
 def _is_ip(text: str) -> bool:

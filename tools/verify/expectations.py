@@ -17,18 +17,16 @@ from typing import Any
 from analysis import Decision
 from analysis.matrix import client_identity
 from components.values import POSTGRES_PORT_NAME, database_port, is_ipv4
+from tools.plan.build import DOCUMENTATION_NETWORKS
+from tools.plan.report import FORMAT as PLAN_FORMAT
 
 from .kubectl import CannotVerify
 from .process import COMMAND_NOT_FOUND, Executor, failure
 
 ALLOW, DENY, LIMITED, OPEN = Decision.ALLOW.value, Decision.DENY.value, Decision.LIMITED.value, Decision.OPEN.value
 VERDICTS = frozenset(decision.value for decision in Decision)
-PLAN_FORMAT = "ambient-egress.plan/1"
 DATABASE = "database"
 PULUMI_TIMEOUT_SECONDS = 120
-# RFC 5737: documentation-only, never routed. `make plan` takes its placeholder LoadBalancer
-# addresses from here, so a plan with them names no address a client could reach.
-DOCUMENTATION_NETWORKS = tuple(ipaddress.IPv4Network(net) for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
 @dataclass(frozen=True)
@@ -177,7 +175,8 @@ def load_plan(path: Path) -> Expectations:
     document = _Document(str(path), fix)
     plan = document.mapping(raw, "the document")
     if plan.get("format") != PLAN_FORMAT:
-        raise document.fail("format", f"is {plan.get('format')!r}, expected {PLAN_FORMAT!r} (written by another tools/plan.py?)")
+        raise document.fail("format", f"is {plan.get('format')!r}, expected {PLAN_FORMAT!r} "
+                                       "(written by another version of make plan?)")
     document.require(plan, "stack", "clients", "targets", "verdicts")
     # The stand-ins whose LoadBalancer address the plan made up, by name (tools/plan writes them).
     placeholders = document.mapping(plan.get("placeholderAddresses", {}), "placeholderAddresses")

@@ -162,7 +162,7 @@ class ExternalService(pulumi.ComponentResource):
             after_baseline)
         mutual_tls = kubernetes_object(
             f"{name}/gateway-subset",
-            manifests.egress_gateway_subset(self._name, self._namespace, host=host, gateway=gateway, exported_to=exported),
+            manifests.egress_gateway_subset(self._name, host=host, gateway=gateway),
             after_baseline)
         hop = [self.service_entry, server, mutual_tls]
         if args.tls_origination:

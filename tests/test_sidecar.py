@@ -41,8 +41,9 @@ def test_the_hop_from_sidecar_to_gateway_is_mutual_tls_with_the_hosts_sni(dev):
     assert server == {"selector": {"istio": "egressgateway"}, "servers": [{
         "port": {"number": 443, "name": "tls-postgres-1", "protocol": "TLS"}, "hosts": ["203.0.113.10.nip.io"],
         "tls": {"mode": "ISTIO_MUTUAL"}}]}
-    subset = objects(dev, "DestinationRule")["istio-egress/postgres-1-via-egress-gateway"]["spec"]
+    subset = objects(dev, "DestinationRule")["istio-system/postgres-1-via-egress-gateway"]["spec"]
     assert subset["host"] == GATEWAY_HOST
+    assert subset["exportTo"] == ["*"]
     assert subset["subsets"] == [{"name": "postgres-1", "trafficPolicy": {"portLevelSettings": [
         {"port": {"number": 443}, "tls": {"mode": "ISTIO_MUTUAL", "sni": "203.0.113.10.nip.io"}}]}}]
 
@@ -141,7 +142,7 @@ def test_the_gateway_namespace_selector_and_port_are_configurable():
         "namespace": "egress-gw", "service": "egress", "selector": {"app": "egress"}, "port": 8443}}))
     assert objects(program, "Gateway")["istio-egress/egress-postgres-1"]["spec"]["servers"][0]["port"]["number"] == 8443
     assert "egress-gw/allow-postgres-1-from-rds-demo-1" in objects(program, "AuthorizationPolicy")
-    subset = objects(program, "DestinationRule")["istio-egress/postgres-1-via-egress-gateway"]["spec"]
+    subset = objects(program, "DestinationRule")["egress-gw/postgres-1-via-egress-gateway"]["spec"]
     assert subset["host"] == "egress.egress-gw.svc.cluster.local"
 
 

@@ -77,16 +77,20 @@ def egress_gateway_server(name: str, namespace_name: str, *, host: Any, port: Se
     }
 
 
-def egress_gateway_subset(name: str, namespace_name: str, *, host: Any, gateway: EgressGatewayRef,
-                          exported_to: Sequence[str]) -> dict[str, Any]:
-    """The sidecar's hop to the gateway in mutual TLS, with the target's host as SNI."""
+def egress_gateway_subset(name: str, *, host: Any, gateway: EgressGatewayRef) -> dict[str, Any]:
+    """The sidecar's hop to the gateway in mutual TLS, with the target's host as SNI. A sidecar
+    looks for the gateway host's DestinationRule only in its own namespace, the gateway's and the
+    root namespace (`pilot/pkg/model/push_context.go` destinationRule), so it lives beside the
+    gateway; and since a sidecar uses only one of a namespace's rules for a host unless their
+    exportTo is the same (`mergeDestinationRule`), every target's is exported alike, everywhere:
+    a subset routes nothing by itself, the VirtualService exported to the grantees does."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
-        "metadata": metadata(f"{name}-via-egress-gateway", namespace_name),
+        "metadata": metadata(f"{name}-via-egress-gateway", gateway.namespace),
         "spec": {
             "host": gateway.host,
-            "exportTo": list(exported_to),
+            "exportTo": ["*"],
             "subsets": [{"name": name, "trafficPolicy": {"portLevelSettings": [{
                 "port": {"number": gateway.port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}}],
         },

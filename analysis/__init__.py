@@ -9,7 +9,7 @@ Layers, bottom up:
   policy           AuthorizationPolicy rules, and how each clause matches a request
   sources          which clients a set of policies can tell apart
   netpol           NetworkPolicy semantics: label selectors, what a namespace's pods may send and accept
-  mesh             ambient basics: enrollment, waypoints, a ServiceEntry's ports and hosts
+  mesh             ambient basics: enrollment (or sidecar injection), waypoints, a ServiceEntry's ports and hosts
   workloads        pods and pod templates, and those that opt out of capture
   egress           whether a namespace's pods reach any other external destination
   binding          which waypoint serves a ServiceEntry, as istiod binds it
@@ -19,12 +19,17 @@ Layers, bottom up:
   shadow           ServiceEntries that claim a served ServiceEntry's host or address without its waypoint
   bypass           routes around the waypoint: raw IPs, backends, shadows, workloads that opt out
   authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
+  sidecar          sidecar mode: what a namespace's sidecars see (exportTo, Sidecar resources), what
+                   they do with the rest (outbound traffic policy), and the pods that leave them
+  egress_gateway   where sidecars route a host (VirtualService, DestinationRule subset) and what the
+                   egress gateway does with it (its server, its route out, its policies)
+  sidecar_access   a sidecar client's verdict for one ServiceEntry port, with the routes around the gateway
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
                    with the routes around the waypoint, and for any other external destination;
                    optionally for one `HttpRequest`
   catalogue        every finding code with its severity, headline and meaning; `Finding`
   findings         `istioctl analyze`-style checks (policy_findings: those of AuthorizationPolicies;
-                   tls: TLS origination)
+                   tls: TLS origination; sidecar_findings: sidecar mode)
   render           text, JSON and Mermaid output
 
 Pure: no Pulumi, no cluster access, no project configuration.
@@ -34,7 +39,7 @@ from .authz import Request, evaluate
 from .catalogue import Code, Finding, Severity
 from .egress import external_egress
 from .findings import analyze
-from .istio import IstioVersion, IstioVersionError
+from .istio import IstioVersion, IstioVersionError, OutboundTrafficPolicy
 from .manifests import MeshIndex, ObjectRef, load_manifests
 from .matrix import AccessMatrix, Destination, HttpRequest, access_matrix, default_clients
 from .render import align_columns, render_findings, render_mermaid, render_table
@@ -51,6 +56,7 @@ __all__ = [
     "IstioVersionError",
     "MeshIndex",
     "ObjectRef",
+    "OutboundTrafficPolicy",
     "Request",
     "Severity",
     "Verdict",

@@ -13,6 +13,7 @@ from . import (
     HttpRequest,
     IstioVersion,
     MeshIndex,
+    OutboundTrafficPolicy,
     Severity,
     access_matrix,
     analyze,
@@ -60,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the mesh's root namespace, for GatewayClass policies (default: {DEFAULT_ROOT_NAMESPACE})",
     )
     parser.add_argument(
+        "--outbound-traffic-policy",
+        type=OutboundTrafficPolicy,
+        choices=tuple(OutboundTrafficPolicy),
+        default=OutboundTrafficPolicy.ALLOW_ANY,
+        help="the mesh config's outboundTrafficPolicy.mode, which sidecars without a Sidecar resource that sets its own "
+        "follow; the manifests do not show it (default: ALLOW_ANY, Istio's default)",
+    )
+    parser.add_argument(
         "--request",
         type=_argument(HttpRequest.parse),
         action="append",
@@ -78,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.request and args.format == "mermaid":
         parser.error("--request is shown in the text and json formats; a Mermaid diagram holds one matrix")
 
-    options = {"istio_version": args.istio_version, "root_namespace": args.root_namespace}
+    options = {
+        "istio_version": args.istio_version,
+        "root_namespace": args.root_namespace,
+        "outbound_traffic_policy": args.outbound_traffic_policy,
+    }
     index = MeshIndex(load_manifests(args.path))
     findings = analyze(index, **options)
     matrix = access_matrix(index, **options)
@@ -87,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = {
             "istio_version": str(args.istio_version),
             "root_namespace": args.root_namespace,
+            "outbound_traffic_policy": str(args.outbound_traffic_policy),
             "findings": [asdict(finding) for finding in findings],
             "matrix": matrix.to_dict(reasons=args.reasons),
             "requests": [

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .attachment import applicable_policies
 from .binding import waypoint_binding
-from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion, OutboundTrafficPolicy
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, Resource, as_index
 from .mesh import Enrollment, enrollment, is_http_protocol, service_entry_hosts, service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
@@ -29,7 +29,8 @@ class Request:
     # None: some workload of the namespace, which one not said; clauses on identities may then be
     # undecided. The access matrix always names one (`default` for a bare namespace row).
     service_account: str | None = None
-    # None: the protocol the ServiceEntry declares for the port, which is what the waypoint uses.
+    # None: the protocol the ServiceEntry declares for the port, which is what the waypoint uses. An
+    # egress gateway (sidecar mode) parses what its server's protocol says, whatever is asked.
     protocol: str | None = None
     # HTTP only. None leaves the attribute open: a rule on it then holds for some requests only.
     method: str | None = None
@@ -45,10 +46,12 @@ def evaluate(
     *,
     istio_version: IstioVersion | str = NEWEST_SUPPORTED,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    outbound_traffic_policy: OutboundTrafficPolicy | str = OutboundTrafficPolicy.ALLOW_ANY,
 ) -> Verdict:
-    """The waypoint's verdict on `request` under that Istio release; raises LookupError when the
-    destination ServiceEntry is not in the manifests."""
-    return judge(as_index(mesh), request, Istio.of(istio_version, root_namespace))
+    """The waypoint's verdict on `request` under that Istio release, or for a client namespace that
+    runs sidecars, its sidecars' and egress gateway's (with the mesh's outbound traffic policy);
+    raises LookupError when the destination ServiceEntry is not in the manifests."""
+    return judge(as_index(mesh), request, Istio.of(istio_version, root_namespace, outbound_traffic_policy))
 
 
 def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
@@ -56,6 +59,14 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
     service_entry = index.get(SERVICE_ENTRY, request.destination)
     if service_entry is None:
         raise LookupError(f"ServiceEntry {request.destination} not found")
+    if enrollment(index, request.source_namespace) is Enrollment.SIDECAR:
+        # Imported here because the sidecar verdicts build on this module's PortRules.
+        from .sidecar_access import Asked, verdict
+
+        headers = None if request.headers is None else {name.lower(): v for name, v in request.headers.items()}
+        asked = Asked(request.method, request.path, request.host, headers)
+        client = (request.source_namespace, request.service_account, request.trust_domain)
+        return verdict(index, client, service_entry, request.port, istio, asked)
     outside = client_outside_ambient(index, request.source_namespace)
     if outside is not None:
         return outside

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .backends import Backend, backends, host_ip
 from .binding import waypoint_binding
 from .clients import singled_out
-from .egress import workload_external_egress
+from .egress import pods_external_egress
 from .istio import Istio
 from .manifests import SERVICE_ENTRY, Kind, MeshIndex, ObjectRef, Resource
 from .mesh import Enrollment, enrollment, service_entry_hosts
@@ -99,17 +99,23 @@ def bypasses(index: MeshIndex, client_namespace: str, service_entry: Resource, i
         for ip in unpinned_ips(service_entry)
         if _reaches_ip(index, client_namespace, CLIENT_PODS, ip, outside)
     ]
-    found += [
-        Bypass(IN_CLUSTER, backend.kind, backend.ref)
-        for backend in outside
-        if _pods_admit(index, backend, client_namespace) and _egress_allows_pods(index, client_namespace, backend)
-    ]
+    found += in_cluster_routes(index, client_namespace, service_entry)
     found += [
         Bypass(SHADOW, SERVICE_ENTRY, shadow.service_entry.ref, ", ".join(shadow.claims))
         for shadow in shadows(index, service_entry.ref, istio)
         if shadow.goes_straight_out
     ]
     return tuple(found)
+
+
+def in_cluster_routes(index: MeshIndex, client_namespace: str, service_entry: Resource) -> list[Bypass]:
+    """The backends outside ambient that pods of `client_namespace` may connect to directly: the
+    backends' ingress admits the namespace and its egress lets it out to them."""
+    return [
+        Bypass(IN_CLUSTER, backend.kind, backend.ref)
+        for backend in _outside_backends(index, service_entry)
+        if _pods_admit(index, backend, client_namespace) and _egress_allows_pods(index, client_namespace, backend)
+    ]
 
 
 def routes(
@@ -150,35 +156,60 @@ def opted_out(index: MeshIndex, namespace: str, istio: Istio) -> tuple[tuple[Wor
 def _direct_routes(
     index: MeshIndex, client_namespace: str, service_account: str, service_entry: Resource, istio: Istio
 ) -> tuple[Bypass, ...]:
-    named = singled_out(index)
-    found = []
-    for workload, opt_out, written in opted_out(index, client_namespace, istio):
-        runs_as = workload.service_account
-        if runs_as != service_account and not (
-            service_account == DEFAULT_SERVICE_ACCOUNT and (client_namespace, runs_as) not in named
-        ):
-            continue
-        if reaches_directly(index, workload, opt_out, service_entry):
-            found.append(Bypass(DIRECT, workload.kind, workload.ref, written))
-    return tuple(found)
+    return tuple(
+        Bypass(DIRECT, workload.kind, workload.ref, written)
+        for workload, opt_out, written in opted_out(index, client_namespace, istio)
+        if on_row(index, client_namespace, service_account, workload)
+        and reaches_directly(index, workload, opt_out, service_entry)
+    )
+
+
+def on_row(index: MeshIndex, client_namespace: str, service_account: str, workload: Workload) -> bool:
+    """Whether the workload's routes belong on the row of that identity: its service account's, or
+    the bare namespace row (`default`) when no policy singles its account out."""
+    runs_as = workload.service_account
+    return runs_as == service_account or (
+        service_account == DEFAULT_SERVICE_ACCOUNT and (client_namespace, runs_as) not in singled_out(index)
+    )
 
 
 def reaches_directly(index: MeshIndex, workload: Workload, opt_out: OptOut, service_entry: Resource) -> bool:
     """Whether the workload's pods reach the destination themselves: a pod ztunnel does not capture
     dials every IP the ServiceEntry names; one whose names ztunnel does not resolve reaches a DNS
     name's real addresses (its other IPs ztunnel captures, or the raw-IP route already counts)."""
-    unresolved = dns_hosts(service_entry) and not backends(index, service_entry)
-    if unresolved and workload_external_egress(index, workload).decision is Decision.OPEN:
-        return True
+    if workload.host_network:
+        # NetworkPolicy does not govern the host network: it reaches whatever it dials.
+        return bool(named_ips(service_entry) or _resolves_past_the_mesh(index, service_entry))
+    pods = Labels(workload.labels)
     if opt_out is OptOut.DNS_NOT_CAPTURED:
-        return False
+        return _resolves_past_the_mesh(index, service_entry) and _reaches_real_addresses(index, workload.namespace, pods)
+    return pods_reach_directly(index, workload.namespace, pods, service_entry)
+
+
+def pods_reach_directly(index: MeshIndex, namespace: str, pods: Labels, service_entry: Resource) -> bool:
+    """Whether `pods` of `namespace`, dialling the destination with nothing of Istio on the way,
+    reach it: an IP it names their egress allows (and, where that lands on in-cluster pods, their
+    ingress admits), or for a DNS name resolved past the mesh, any external address."""
+    if _resolves_past_the_mesh(index, service_entry) and _reaches_real_addresses(index, namespace, pods):
+        return True
+    outside = _outside_backends(index, service_entry)
+    return any(_reaches_ip(index, namespace, pods, ip, outside) for ip in named_ips(service_entry))
+
+
+def named_ips(service_entry: Resource) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPs the ServiceEntry names: those its hosts spell out, then its single-IP `addresses`."""
     named = [*filter(None, map(host_ip, service_entry_hosts(service_entry)))]
     named += [ip for ip in map(_single_ip, service_entry.spec.get("addresses") or []) if ip is not None]
-    outside = _outside_backends(index, service_entry)
-    pods = Labels(workload.labels)
-    return any(
-        workload.host_network or _reaches_ip(index, workload.namespace, pods, ip, outside) for ip in dict.fromkeys(named)
-    )
+    return tuple(dict.fromkeys(named))
+
+
+def _resolves_past_the_mesh(index: MeshIndex, service_entry: Resource) -> bool:
+    """A DNS-named host no in-cluster backend stands behind: its real addresses are external ones."""
+    return bool(dns_hosts(service_entry)) and not backends(index, service_entry)
+
+
+def _reaches_real_addresses(index: MeshIndex, namespace: str, pods: Labels) -> bool:
+    return pods_external_egress(index, namespace, pods).decision is Decision.OPEN
 
 
 def _single_ip(address: object) -> ipaddress.IPv4Address | None:

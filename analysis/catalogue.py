@@ -4,6 +4,7 @@ catalogue by a test. A code never changes meaning: retire it rather than reuse i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum, unique
 
@@ -177,6 +178,38 @@ class Code(StrEnum):
         "`subjectAltNames`, `caCertificates` or `credentialName` (`sni` turns the automatic name check off); istioctl's "
         "IST0128/IST0129 ask for `caCertificates` instead: this is stricter about names and accepts the system CAs",
     )
+    # Sidecar mode
+    SERVICE_ENTRY_EXPORTED_EVERYWHERE = (
+        "EGW0701", Severity.WARNING, "ServiceEntry", "ServiceEntry exported everywhere",
+        "no `exportTo` (Istio's default `*`) or `*` in a mesh with sidecars: every namespace's sidecars can route its "
+        "host, so REGISTRY_ONLY no longer keeps any namespace from it",
+    )
+    NO_SIDECAR_RESOURCE = (
+        "EGW0702", Severity.WARNING, "Namespace", "No Sidecar resource",
+        "a namespace whose pods get sidecars, and no `Sidecar` resource (its own or the root namespace's) narrows what "
+        "they import: every host exported to them",
+    )
+    ROUTED_AROUND_GATEWAY = (
+        "EGW0703", Severity.ERROR, "ServiceEntry", "Routed around the egress gateway",
+        "its host is visible to a namespace's sidecars but no VirtualService on `mesh` sends it to the egress gateway: "
+        "they send it straight out, and the namespace's egress NetworkPolicies let it through",
+    )
+    GATEWAY_HOP_WITHOUT_MUTUAL_TLS = (
+        "EGW0704", Severity.ERROR, "VirtualService", "Gateway hop without mutual TLS",
+        "routes to the egress gateway over a hop that is not `ISTIO_MUTUAL`: the gateway sees no client identity, so "
+        "namespace and principal rules never match: ALLOW rules on them deny everyone, DENY rules let everyone through",
+    )
+    WORKLOAD_LEAVES_SIDECAR = (
+        "EGW0705", Severity.ERROR, "Namespace", "Workload leaves its sidecar",
+        "a workload of a sidecar namespace gets no sidecar (`sidecar.istio.io/inject: \"false\"`, the host network) or "
+        "leaves it for some destinations (`traffic.sidecar.istio.io/excludeOutbound*`, `includeOutboundIPRanges`), and "
+        "its egress lets it reach a ServiceEntry's destination directly",
+    )
+    GATEWAY_PATH_BROKEN = (
+        "EGW0706", Severity.ERROR, "VirtualService", "Egress gateway path broken",
+        "routes a host to the egress gateway, but the connection cannot get through: no DestinationRule subset the "
+        "sidecars look up, no Gateway server, a TLS mismatch, no route out of the gateway, or a NetworkPolicy",
+    )
     # What the analysis cannot evaluate
     RULE_NOT_EVALUATED = (
         "EGW0501", Severity.WARNING, "AuthorizationPolicy", "Rule not evaluated",
@@ -209,3 +242,9 @@ class Finding:
 def report(code: Code, resource: Resource | str, message: str) -> Finding:
     """`resource` is the object, or its `Kind namespace/name` label when only its address is at hand."""
     return Finding(code, str(resource), message)
+
+
+def name_list(names: Sequence[str], most: int = 5) -> str:
+    """Up to `most` names, then how many more there are."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

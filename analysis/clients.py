@@ -38,13 +38,15 @@ def running_as(client: str) -> tuple[str, str]:
 
 
 def client_namespaces(index: MeshIndex) -> tuple[str, ...]:
-    """Namespaces an ALLOW or DENY policy names as a source, plus every ambient namespace, except the
-    egress machinery: the namespaces that host a waypoint or ServiceEntries that ask for one. A
-    namespace whose ServiceEntries ask for none (a tenant's own, say) stays a client."""
+    """Namespaces an ALLOW or DENY policy names as a source, plus every ambient namespace and every
+    one that runs sidecars, except the egress machinery: the namespaces that host a waypoint or
+    ServiceEntries that ask for one. A namespace whose ServiceEntries ask for none (a tenant's own,
+    say) stays a client."""
 
     def build() -> tuple[str, ...]:
         named = {namespace for policy in _deciding_policies(index) for namespace in policy.source_namespaces()}
-        ambient = {ns.name for ns in index.all(NAMESPACE) if enrollment(index, ns.name) is Enrollment.AMBIENT}
+        meshed = (Enrollment.AMBIENT, Enrollment.SIDECAR)
+        ambient = {ns.name for ns in index.all(NAMESPACE) if enrollment(index, ns.name) in meshed}
         machinery = {gateway.namespace for gateway in index.all(GATEWAY) if is_waypoint(gateway)}
         machinery |= {entry.namespace for entry in index.all(SERVICE_ENTRY) if asks_for_waypoint(index, entry)}
         return tuple(sorted((named | ambient) - machinery))

@@ -1,4 +1,5 @@
-"""`istioctl analyze`-style checks of an egress configuration, each finding saying how to fix it."""
+"""`istioctl analyze`-style checks of an egress configuration, each finding saying how to fix it
+(`policy_findings`: AuthorizationPolicies; `tls`: TLS origination; `sidecar_findings`: sidecar mode)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from .bypass import (
     reaches_directly,
     unpinnable_hosts,
 )
-from .catalogue import Code, Finding, report
+from .catalogue import Code, Finding, name_list, report
 from .clients import client_namespaces
 from .egress import external_egress
-from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Behaviour, Istio, IstioVersion, OutboundTrafficPolicy
 from .manifests import (
     GATEWAY,
     NAMESPACE,
@@ -42,6 +43,8 @@ from .mesh import (
 )
 from .policy_findings import policy_findings
 from .shadow import Shadow, all_shadows, service_entry_admission
+from .sidecar import sidecar_only
+from .sidecar_findings import sidecar_findings
 from .tls import tls_findings
 from .verdict import Decision
 
@@ -51,15 +54,16 @@ def analyze(
     *,
     istio_version: IstioVersion | str = NEWEST_SUPPORTED,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    outbound_traffic_policy: OutboundTrafficPolicy | str = OutboundTrafficPolicy.ALLOW_ANY,
 ) -> list[Finding]:
-    """All findings for that Istio release, errors first, then by code and resource."""
+    """All findings for that Istio release (and the mesh's outbound traffic policy), errors first,
+    then by code and resource. Where the manifests show sidecars and nothing of ambient, the
+    ServiceEntry checks that ask for a waypoint are left out."""
     index = as_index(mesh)
-    istio = Istio.of(istio_version, root_namespace)
+    istio = Istio.of(istio_version, root_namespace, outbound_traffic_policy)
+    waypoint_checks = (_waypoint_bindings, _unreachable_upstreams, _service_entries_without_allow_policy, _duplicate_hosts)
     checks = (
-        _waypoint_bindings,
-        _unreachable_upstreams,
-        _service_entries_without_allow_policy,
-        _duplicate_hosts,
+        *(() if sidecar_only(index) else waypoint_checks),
         _database_namespaces_in_mesh,
         _waypoint_namespaces,
         _bypasses,
@@ -70,6 +74,7 @@ def analyze(
     found = [
         *policy_findings(index, istio),
         *tls_findings(index),
+        *sidecar_findings(index, istio),
         *(finding for check in checks for finding in check(index, istio)),
     ]
     return sorted(found, key=Finding.sort_key)
@@ -303,7 +308,7 @@ def _opted_out_workloads(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
             reached = [str(entry.ref) for entry in served if reaches_directly(index, workload, opt_out, entry)]
             if not reached:
                 continue
-            shown = ", ".join(reached[:_LISTED]) + (f" and {len(reached) - _LISTED} more" if len(reached) > _LISTED else "")
+            shown = name_list(reached)
             fix = (
                 "run it outside the host network"
                 if workload.host_network
@@ -318,6 +323,3 @@ def _opted_out_workloads(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
                 f"({shown}): {fix}",
             )
 
-
-# How many ServiceEntries a finding names before it counts the rest.
-_LISTED = 5

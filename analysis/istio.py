@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 # Istio's root namespace unless the mesh config's `rootNamespace` says otherwise.
 DEFAULT_ROOT_NAMESPACE = "istio-system"
@@ -115,17 +115,35 @@ class Behaviour(Enum):
     )
 
 
+class OutboundTrafficPolicy(StrEnum):
+    """What a sidecar does with a connection to a host its registry does not hold (mesh config
+    `outboundTrafficPolicy.mode`; a `Sidecar` resource's own setting overrides it). Istio's default
+    is ALLOW_ANY (`mesh/v1alpha1/config.proto`; `pkg/config/mesh/mesh.go` DefaultMeshConfig). The
+    manifests do not show the mesh config, so the analysis is told it, and assumes the default.
+    ztunnel never enforces it (see `egress`)."""
+
+    ALLOW_ANY = "ALLOW_ANY"  # passed through to the address dialled
+    REGISTRY_ONLY = "REGISTRY_ONLY"  # refused (the sidecar's BlackHoleCluster)
+
+
 @dataclass(frozen=True)
 class Istio:
     """What the analysis needs to know of the installation, beside the manifests."""
 
     version: IstioVersion = NEWEST_SUPPORTED
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
+    outbound_traffic_policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLOW_ANY
 
     @classmethod
-    def of(cls, version: IstioVersion | str, root_namespace: str = DEFAULT_ROOT_NAMESPACE) -> Istio:
-        """From the public API's arguments: a version object or its text."""
-        return cls(version if isinstance(version, IstioVersion) else IstioVersion.parse(version), root_namespace)
+    def of(
+        cls,
+        version: IstioVersion | str,
+        root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+        outbound_traffic_policy: OutboundTrafficPolicy | str = OutboundTrafficPolicy.ALLOW_ANY,
+    ) -> Istio:
+        """From the public API's arguments: a version object or its text, a policy or its name."""
+        parsed = version if isinstance(version, IstioVersion) else IstioVersion.parse(version)
+        return cls(parsed, root_namespace, OutboundTrafficPolicy(outbound_traffic_policy))
 
     def has(self, behaviour: Behaviour) -> bool:
         return self.version.at_least(behaviour.since)

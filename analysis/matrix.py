@@ -24,10 +24,13 @@ from .clients import client_namespaces as client_namespaces
 from .clients import default_clients as default_clients
 from .clients import running_as, trust_domain
 from .egress import external_egress
-from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion
+from .istio import DEFAULT_ROOT_NAMESPACE, NEWEST_SUPPORTED, Istio, IstioVersion, OutboundTrafficPolicy
 from .manifests import SERVICE_ENTRY, Mesh, MeshIndex, ObjectRef, Resource, as_index
 from .mesh import service_entry_ports
 from .policy import DEFAULT_TRUST_DOMAIN, Facts, Policy
+from .sidecar import runs_sidecars
+from .sidecar_access import Asked, SidecarColumns
+from .sidecar_access import other_destinations as sidecar_other_destinations
 from .sources import SourceKinds
 from .truth import Match
 from .verdict import Decision, Verdict
@@ -173,21 +176,29 @@ def access_matrix(
     istio_version: IstioVersion | str = NEWEST_SUPPORTED,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
     request: HttpRequest | None = None,
+    outbound_traffic_policy: OutboundTrafficPolicy | str = OutboundTrafficPolicy.ALLOW_ANY,
 ) -> AccessMatrix:
     """Rows default to `default_clients`; columns are every ServiceEntry port. A row runs with the
     trust domain a policy principal names its service account with, `cluster.local` otherwise.
+    Rows of namespaces that run sidecars are judged by their sidecars and egress gateway (see
+    `sidecar_access`), under the mesh's `outbound_traffic_policy`.
 
     Without `request`, a cell on an HTTP port stands for every request, so rules on methods, paths
     or headers make it LIMITED; with one, every cell is that request (on TCP ports it is just a
     connection)."""
     index = as_index(mesh)
-    istio = Istio.of(istio_version, root_namespace)
+    istio = Istio.of(istio_version, root_namespace, outbound_traffic_policy)
     rows = tuple(sorted(set(clients))) if clients is not None else default_clients(index)
     identities = [(namespace, account, trust_domain(index, namespace, account)) for namespace, account in map(running_as, rows)]
     judge = _Judge(index, istio, request, identities)
     ports = _ports(index)
     columns = [judge.column(entry, destination.port) for destination, entry in ports]
-    other = {row: external_egress(index, namespace) for row, (namespace, _, _) in zip(rows, identities, strict=True)}
+    other = {
+        row: sidecar_other_destinations(index, namespace, istio)
+        if runs_sidecars(index, namespace)
+        else external_egress(index, namespace)
+        for row, (namespace, _, _) in zip(rows, identities, strict=True)
+    }
     return AccessMatrix(rows, [destination for destination, _ in ports], columns, other)
 
 
@@ -204,8 +215,15 @@ class _Judge:
         self._identities = identities
         self._kinds: dict[ObjectRef, SourceKinds] = {}
         self._matches: dict[Hashable, Match] = {}
+        asked = Asked(request.method, request.path, request.host, request.headers) if request else Asked()
+        self._sidecars = SidecarColumns(index, istio, identities, asked)
         outside = {namespace: client_outside_ambient(index, namespace) for namespace, _, _ in identities}
-        self._outside = [(row, outside[namespace]) for row, (namespace, _, _) in enumerate(identities) if outside[namespace]]
+        sidecar_rows = set(self._sidecars.rows)
+        self._outside = [
+            (row, outside[namespace])
+            for row, (namespace, _, _) in enumerate(identities)
+            if outside[namespace] and row not in sidecar_rows
+        ]
         self._ambient = [row for row, (namespace, _, _) in enumerate(identities) if outside[namespace] is None]
         self._by_namespace: dict[str, list[int]] = {}
         for row in self._ambient:
@@ -263,7 +281,9 @@ class _Judge:
             around = routes(index, namespace, account, service_entry, istio)
             if around:
                 cells[row] = _around_waypoint(verdict(row), around, combined)
-        return cast(list[Verdict], cells)  # every row is ambient, and filled, or outside
+        for row, through_sidecar, around in self._sidecars.column(service_entry, port):
+            cells[row] = _around_waypoint(through_sidecar, around, combined, "the egress gateway") if around else through_sidecar
+        return cast(list[Verdict], cells)  # every row is ambient, and filled, or outside, or runs sidecars
 
     def _routed(self, service_entry: Resource) -> list[int]:
         """The rows that may have routes around the ServiceEntry's waypoint: every ambient one when
@@ -306,11 +326,14 @@ class _Judge:
 
 
 def _around_waypoint(
-    verdict: Verdict, found: tuple[Bypass, ...], combined: dict[tuple[int, tuple[Bypass, ...]], Verdict]
+    verdict: Verdict,
+    found: tuple[Bypass, ...],
+    combined: dict[tuple[int, tuple[Bypass, ...]], Verdict],
+    enforcer: str = "the waypoint",
 ) -> Verdict:
-    """The waypoint's verdict with the routes around it, made once per verdict and routes. Where the
-    waypoint does not plainly allow (DENY, LIMITED, UNDECIDED), a route around it reaches the
-    database whatever the waypoint does: BYPASS."""
+    """The enforcer's verdict with the routes around it, made once per verdict and routes. Where the
+    enforcer (the waypoint, or in sidecar mode the egress gateway) does not plainly allow (DENY,
+    LIMITED, UNDECIDED), a route around it reaches the database whatever it does: BYPASS."""
     key = (id(verdict), found)
     if key not in combined:
         paths = tuple(map(str, found))
@@ -318,7 +341,7 @@ def _around_waypoint(
         combined[key] = replace(
             verdict,
             decision=Decision.BYPASS if undone else verdict.decision,
-            reason=f"{verdict.reason}; reachable around the waypoint via {', '.join(paths)}",
+            reason=f"{verdict.reason}; reachable around {enforcer} via {', '.join(paths)}",
             bypasses=paths,
         )
     return combined[key]

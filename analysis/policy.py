@@ -25,6 +25,7 @@ SOURCE_PRINCIPAL = "source.principal"
 SOURCE_SERVICE_ACCOUNT = "source.serviceAccount"
 SOURCE_TRUST_DOMAIN = "source.trustDomain"
 DESTINATION_PORT = "destination.port"
+CONNECTION_SNI = "connection.sni"
 # Internal names for `to.operation` fields: no `when` key has them.
 REQUEST_HOST = "request.host"
 REQUEST_METHOD = "request.method"
@@ -53,13 +54,15 @@ _NOT_EVALUATED = {
     "source.ip": "client pod IPs are not in the manifests",
     "remote.ip": "original client IPs are not in the manifests",
     "destination.ip": "the address a client dials is not modelled",
-    "connection.sni": "the TLS server name a client sends is not modelled",
+    CONNECTION_SNI: "the TLS server name a client sends is not modelled",
     "request.auth.": "request JWTs are not evaluated",
     "experimental.envoy.filters.": "Envoy filter metadata is not modelled",
 }
 # `when` keys Istio accepts (pkg/config/security/security.go ValidateAttribute), beyond those above.
 _CONDITION_KEYS = {SOURCE_NAMESPACE, SOURCE_PRINCIPAL, SOURCE_SERVICE_ACCOUNT, SOURCE_TRUST_DOMAIN, DESTINATION_PORT}
 _SINCE = {SOURCE_SERVICE_ACCOUNT: Behaviour.SERVICE_ACCOUNTS, SOURCE_TRUST_DOMAIN: Behaviour.TRUST_DOMAINS}
+# The attributes read from the peer's mTLS certificate (authz/model/generator.go).
+PEER_IDENTITY = {SOURCE_PRINCIPAL, SOURCE_NAMESPACE, SOURCE_SERVICE_ACCOUNT, SOURCE_TRUST_DOMAIN}
 # strconv.ParseBool's true values: istiod reads `istio.io/dry-run` with it (authz/builder/builder.go isDryRun).
 _DRY_RUN = "istio.io/dry-run"
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -100,6 +103,12 @@ class Facts:
     method: str | None  # None: any method
     path: str | None  # None: any path
     headers: Mapping[str, str] | None  # names in lower case; None: any headers
+    # What only an egress gateway knows (see `egress_gateway`); a waypoint leaves them unevaluated.
+    sni: str | None = None  # the TLS server name of the connection, "" for plaintext
+    # Whether the connection carries the client's mTLS identity: None when that turns on what the
+    # manifests do not show. Without it, identity clauses match no one (authorization_policy.proto:
+    # "This field requires mTLS enabled").
+    mutual_tls: bool | None = True
 
     def principal_match(self, pattern: str) -> bool | None:
         """Whether the client's principal matches `pattern`; None when that turns on the service
@@ -168,6 +177,12 @@ class Clause:
             return unknown(self.field, f"Istio {istio.version} does not know it; {behaviour.since} does")
         if self.unknown_key:
             return unknown(self.field, "not an Istio attribute: Istio rejects the policy")
+        if self.attribute in PEER_IDENTITY and facts.mutual_tls is not True:
+            if facts.mutual_tls is None:
+                return unknown(self.field, "whether the connection is in mutual TLS is left to auto mTLS")
+            return NO
+        if self.attribute == CONNECTION_SNI and facts.sni is not None:
+            return self._values_match(facts.sni)
         why = self.not_evaluated
         if why is not None:
             return unknown(self.field, why)

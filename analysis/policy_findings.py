@@ -6,22 +6,30 @@ from collections.abc import Iterator
 
 from .attachment import policies
 from .catalogue import Code, Finding, report
+from .egress_gateway import gateway_policy_refs
 from .istio import Behaviour, Istio
 from .manifests import AUTHORIZATION_POLICY, GATEWAY, GATEWAY_CLASS, SERVICE_ENTRY, MeshIndex, ObjectRef, Resource
 from .matching import path_pattern_problem
 from .mesh import DATAPLANE_MODE, WAYPOINT_CLASS, Enrollment, enrollment, is_waypoint, service_entry_ports
-from .policy import REQUEST_PATH, Policy, TargetRef
+from .policy import CONNECTION_SNI, REQUEST_PATH, Policy, TargetRef
 
 
 def policy_findings(index: MeshIndex, istio: Istio) -> Iterator[Finding]:
-    checks = (_policy_targets, _http_only_rules, _unexposed_policy_ports, _source_namespaces)
+    """Policies an egress gateway applies (sidecar mode) are not waypoint policies: the checks of
+    where a waypoint looks for policies and of ambient sources pass them by, and their
+    `connection.sni` is evaluated."""
+    at_gateways = gateway_policy_refs(index, istio)
+    checks = (_policy_targets, _http_only_rules, _unexposed_policy_ports)
     for check in checks:
         yield from check(index)
+    yield from _source_namespaces(index, at_gateways)
     egress_namespaces = {resource.namespace for resource in index.all(SERVICE_ENTRY)}
     egress_namespaces |= {gateway.namespace for gateway in index.all(GATEWAY) if is_waypoint(gateway)}
     for resource, policy in _policies(index):
         if not policy.targets:
-            if resource.namespace in egress_namespaces:
+            if policy.ref in at_gateways:
+                yield from _rule_fields(resource, policy, istio, evaluated=frozenset({CONNECTION_SNI}))
+            elif resource.namespace in egress_namespaces:
                 yield report(
                     Code.POLICY_IGNORED_BY_WAYPOINT,
                     resource,
@@ -64,8 +72,11 @@ def _gateway_class_targets(resource: Resource, policy: Policy, istio: Istio) -> 
         )
 
 
-def _rule_fields(resource: Resource, policy: Policy, istio: Istio) -> Iterator[Finding]:
-    """Fields Istio rejects, does not have in this release, or the analysis cannot evaluate."""
+def _rule_fields(
+    resource: Resource, policy: Policy, istio: Istio, *, evaluated: frozenset[str] = frozenset()
+) -> Iterator[Finding]:
+    """Fields Istio rejects, does not have in this release, or the analysis cannot evaluate (where
+    the policy applies, it does evaluate the attributes `evaluated`)."""
     if policy.action == "CUSTOM":
         yield report(
             Code.RULE_NOT_EVALUATED,
@@ -92,7 +103,7 @@ def _rule_fields(resource: Resource, policy: Policy, istio: Istio) -> Iterator[F
                     f"{where} uses {clause.field}, which Istio {istio.version} does not have (from "
                     f"{behaviour.since}); upgrade Istio, or write the rule with principals",
                 )
-            elif clause.not_evaluated is not None:
+            elif clause.not_evaluated is not None and clause.attribute not in evaluated:
                 yield report(
                     Code.RULE_NOT_EVALUATED,
                     resource,
@@ -187,11 +198,13 @@ def _unexposed_policy_ports(index: MeshIndex) -> Iterator[Finding]:
             )
 
 
-def _source_namespaces(index: MeshIndex) -> Iterator[Finding]:
+def _source_namespaces(index: MeshIndex, at_gateways: frozenset[ObjectRef]) -> Iterator[Finding]:
     for resource, policy in _policies(index):
+        if policy.ref in at_gateways:
+            continue
         for namespace in sorted(policy.source_namespaces()):
             state = enrollment(index, namespace)
-            if state is Enrollment.NOT_ENROLLED:
+            if state in (Enrollment.NOT_ENROLLED, Enrollment.SIDECAR):
                 yield report(
                     Code.SOURCE_NAMESPACE_NOT_AMBIENT,
                     resource,

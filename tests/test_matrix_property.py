@@ -47,7 +47,19 @@ def topologies(draw) -> tuple[dict, dict]:
 @settings(max_examples=200)
 @given(topologies())
 def test_matrix_from_the_manifests_equals_the_declared_grants(topology):
+    assert_matrix_equals_grants(*topology)
+
+
+@settings(max_examples=100)
+@given(topologies())
+def test_in_sidecar_mode_too(topology):
+    """The sidecar rendering's matrix, from its sidecars' visibility, routes and the egress gateway's
+    policies, is the same as the grants."""
     config_values, load_balancers = topology
+    assert_matrix_equals_grants({**config_values, "dataplane": "sidecar"}, load_balancers)
+
+
+def assert_matrix_equals_grants(config_values: dict, load_balancers: dict) -> None:
     config = parse_config(config_values)
     declared = declared_matrix(config)
     manifests = run_program(config_values, RecordingMocks(load_balancers)).applied()

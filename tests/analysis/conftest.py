@@ -283,6 +283,127 @@ def one_database(
     return [*(namespace(client) for client in clients), *{**parts, **replaced}.values(), *policies]
 
 
+# Sidecar mode: seed 001's objects against an egress gateway in istio-system, as the project renders them.
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE = "istio-egressgateway"
+GATEWAY_HOST = f"{GATEWAY_SERVICE}.{GATEWAY_NAMESPACE}.svc.cluster.local"
+GATEWAY_PORT = 443
+GATEWAY_PODS = {"istio": "egressgateway"}
+DEFAULT_HOP = {"mode": "ISTIO_MUTUAL"}  # with the target's host as sni
+
+
+def injected(name: str, *, labels: dict[str, str] | None = None) -> Manifest:
+    """A namespace labelled for sidecar injection."""
+    return namespace(name, ambient=False, labels={"istio-injection": "enabled", **(labels or {})})
+
+
+def sidecar(namespace_name: str, *hosts: str, mode: str | None = "REGISTRY_ONLY", name: str = "egress-visibility",
+            selector: dict[str, str] | None = None, port: int | None = None) -> Manifest:
+    """A Sidecar resource importing `hosts` (the project's: its own namespace, the cluster's Services
+    and the gateway's, then the granted hosts), on `port` only if given."""
+    listener: dict[str, Any] = {"hosts": list(hosts or ("./*", "*/*.svc.cluster.local", f"{GATEWAY_NAMESPACE}/{GATEWAY_HOST}"))}
+    if port is not None:
+        listener["port"] = {"number": port, "protocol": "TCP", "name": f"tcp-{port}"}
+    spec: dict[str, Any] = {"egress": [listener]}
+    if mode is not None:
+        spec["outboundTrafficPolicy"] = {"mode": mode}
+    if selector is not None:
+        spec["workloadSelector"] = {"labels": selector}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+            "metadata": {"name": name, "namespace": namespace_name}, "spec": spec}
+
+
+def gateway_target(
+    name: str = "postgres-1",
+    *,
+    host: str | None = None,
+    port: int = POSTGRES,
+    protocol: str = "TCP",
+    export_to: tuple[str, ...] | None = (".", GATEWAY_NAMESPACE, "rds-demo-1"),
+    hop: dict[str, Any] | None = DEFAULT_HOP,
+    hop_namespace: str = GATEWAY_NAMESPACE,
+    server_tls: str | None = "ISTIO_MUTUAL",
+    route_to_gateway: bool = True,
+    addresses: tuple[str, ...] = (),
+) -> list[Manifest]:
+    """One target routed through the egress gateway: its ServiceEntry, the gateway's server, the
+    hop's DestinationRule (`hop` its TLS settings, None for none) and the VirtualService for `mesh`
+    and the gateway. No policy: see `gateway_policy`."""
+    host = host or f"{name}.nip.io"
+    entry = service_entry(name, host=host, ports=((port, protocol),), waypoint=None, addresses=addresses)
+    if export_to is not None:
+        entry["spec"]["exportTo"] = list(export_to)
+    http = protocol in ("HTTP", "HTTP2", "GRPC")
+    server_protocol = "HTTPS" if http else "TLS"
+    server: dict[str, Any] = {"port": {"number": GATEWAY_PORT, "name": f"tls-{name}", "protocol": server_protocol},
+                              "hosts": [host]}
+    if server_tls is not None:
+        server["tls"] = {"mode": server_tls}
+    else:
+        server["port"]["protocol"] = "HTTP" if http else "TCP"
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+               "metadata": {"name": f"egress-{name}", "namespace": EGRESS},
+               "spec": {"selector": dict(GATEWAY_PODS), "servers": [server]}}
+    subset: dict[str, Any] = {"name": name}
+    if hop is not None:
+        subset["trafficPolicy"] = {"portLevelSettings": [{"port": {"number": GATEWAY_PORT}, "tls": {"sni": host, **hop}}]}
+    rule = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": f"{name}-via-egress-gateway", "namespace": hop_namespace},
+            "spec": {"host": GATEWAY_HOST, "exportTo": ["*"], "subsets": [subset]}}
+    to_gateway = {"destination": {"host": GATEWAY_HOST, "subset": name, "port": {"number": GATEWAY_PORT}}}
+    out = {"destination": {"host": host, "port": {"number": port}}}
+    server_ref = f"{EGRESS}/egress-{name}"
+    from_mesh = {"gateways": ["mesh"], "port": port}
+    at_gateway = {"gateways": [server_ref], "port": GATEWAY_PORT}
+    kind = "http" if http else "tcp"
+    routes = [{"match": [at_gateway], "route": [out]}]
+    if route_to_gateway:
+        routes.insert(0, {"match": [from_mesh], "route": [to_gateway]})
+    spec: dict[str, Any] = {"hosts": [host], "gateways": [server_ref, "mesh"], kind: routes}
+    if export_to is not None:
+        spec["exportTo"] = list(export_to)
+    route = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": f"{name}-through-egress-gateway", "namespace": EGRESS}, "spec": spec}
+    return [entry, gateway, rule, route]
+
+
+def gateway_policy(name: str, *rules: dict[str, Any], action: str = "ALLOW", namespace_name: str = GATEWAY_NAMESPACE,
+                   selector: dict[str, str] | None = GATEWAY_PODS) -> Manifest:
+    """An AuthorizationPolicy on the egress gateway's workload; no rules at all is allow-nothing."""
+    spec: dict[str, Any] = {"action": action}
+    if selector is not None:
+        spec["selector"] = {"matchLabels": dict(selector)}
+    if rules:
+        spec["rules"] = list(rules)
+    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": name, "namespace": namespace_name}, "spec": spec}
+
+
+def gateway_grant(target: str, source_namespace: str, *, host: str | None = None,
+                  principals: tuple[str, ...] = (), operation: dict[str, Any] | None = None) -> Manifest:
+    """The project's grant at the gateway: a namespace (or principals of it), told apart by SNI."""
+    source = {"principals": list(principals)} if principals else {"namespaces": [source_namespace]}
+    when = [{"key": "connection.sni", "values": [host or f"{target}.nip.io"]}]
+    return gateway_policy(f"allow-{target}-from-{source_namespace}", rule(source, operation, when))
+
+
+def sidecar_seed(*grants: tuple[str, str]) -> list[Manifest]:
+    """Seed 000's topology in sidecar mode: two injected client namespaces, each with its Sidecar
+    resource, postgres-1 and postgres-2 through the gateway, closed by allow-nothing and opened by
+    `grants` of (target, namespace); by default postgres-1 to rds-demo-1 and postgres-2 to rds-demo-2."""
+    grants = grants or (("postgres-1", "rds-demo-1"), ("postgres-2", "rds-demo-2"))
+    manifests = [injected("rds-demo-1"), injected("rds-demo-2"), namespace(EGRESS, ambient=False),
+                 namespace(GATEWAY_NAMESPACE, ambient=False), gateway_policy("allow-nothing")]
+    for target in ("postgres-1", "postgres-2"):
+        granted = tuple(client for name, client in grants if name == target)
+        manifests += gateway_target(target, export_to=(".", GATEWAY_NAMESPACE, *granted))
+    for client in ("rds-demo-1", "rds-demo-2"):
+        visible = [f"{EGRESS}/{target}.nip.io" for target, granted in grants if granted == client]
+        manifests.append(sidecar(client, "./*", "*/*.svc.cluster.local", f"{GATEWAY_NAMESPACE}/{GATEWAY_HOST}", *visible))
+    manifests += [gateway_grant(target, client) for target, client in grants]
+    return manifests
+
+
 @pytest.fixture
 def k8s() -> SimpleNamespace:
     return SimpleNamespace(
@@ -304,4 +425,12 @@ def k8s() -> SimpleNamespace:
         workload=workload,
         seed=seed,
         one_database=one_database,
+        GATEWAY_NAMESPACE=GATEWAY_NAMESPACE,
+        GATEWAY_HOST=GATEWAY_HOST,
+        injected=injected,
+        sidecar=sidecar,
+        gateway_target=gateway_target,
+        gateway_policy=gateway_policy,
+        gateway_grant=gateway_grant,
+        sidecar_seed=sidecar_seed,
     )

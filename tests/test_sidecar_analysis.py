@@ -1,0 +1,108 @@
+"""The sidecar rendering through the analysis: it gives what the grants declare, with no finding, and
+moving a stack from sidecars to ambient (or back) changes no cell (issue 15's migration proof)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from analysis import MeshIndex, access_matrix, analyze
+from stack import parse_config
+from stack.access import access_matrix as declared_matrix
+from tools.plan.__main__ import main as plan_main
+from tools.plan.diff import EXIT_PASSED
+
+from .support import ROOT, dev_values, run, stack_values
+
+# Several databases (a stand-in, one by IP, one by DNS name on another port), an HTTP service granted
+# whole to one account and for GET /get to everyone else, a TLS service granted by service account.
+GENERATED = {
+    "databases": [{"name": "postgres-1", "port": 5432}, {"name": "orders", "address": "10.20.30.40"},
+                  {"name": "billing", "address": "billing.databases.example.com", "port": 6432}],
+    "services": [
+        {"name": "httpbin", "host": "httpbin.org", "ports": [{"number": 80, "protocol": "HTTP"}], "tlsOrigination": True,
+         "sampleRequests": [{"method": "GET", "path": "/get"}, {"method": "POST", "path": "/post"}]},
+        {"name": "api", "host": "api.example.com", "ports": [{"number": 443, "protocol": "TLS"}]},
+    ],
+    "grants": [
+        {"namespace": "apps", "databases": ["postgres-1"],
+         "services": [{"name": "httpbin", "serviceAccounts": ["admin"]},
+                      {"name": "httpbin", "methods": ["GET"], "paths": ["/get"]}]},
+        {"namespace": "shop", "databases": ["orders"], "services": ["api"], "serviceAccounts": ["checkout"]},
+        {"namespace": "finance", "databases": ["billing", "orders"]},
+    ],
+}
+GENERATED_LOAD_BALANCERS = {"postgres-1": {"ip": "203.0.113.10"}}
+
+
+def sidecar_manifests(values: dict, load_balancers: dict | None = None) -> list[dict]:
+    return run({**values, "dataplane": "sidecar"}, load_balancers).applied()
+
+
+def test_the_dev_stack_in_sidecar_mode_gives_seed_000s_table_with_no_finding():
+    manifests = sidecar_manifests(dev_values())
+    assert analyze(manifests) == []
+    matrix = access_matrix(manifests)
+    assert [verdict.bypasses for _, _, verdict in matrix.entries()] == [()] * 4
+    assert matrix.to_dict()["cells"] == {
+        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
+        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
+    }
+
+
+@pytest.mark.parametrize(("values", "load_balancers"), [
+    pytest.param(stack_values("prod"), {}, id="prod"),
+    pytest.param(GENERATED, GENERATED_LOAD_BALANCERS, id="generated"),
+])
+def test_a_stack_in_sidecar_mode_gives_its_declared_grants_with_no_finding(values, load_balancers):
+    manifests = sidecar_manifests(values, load_balancers)
+    assert analyze(manifests, istio_version=values.get("istio", {}).get("version", "1.30")) == []
+    declared = declared_matrix(parse_config(values))
+    matrix = access_matrix(MeshIndex(manifests), clients=declared)
+    by_target = {client: {d.service_entry.name: matrix.decision(client, d.label).value for d in matrix.destinations}
+                 for client in declared}
+    assert by_target == declared
+
+
+def write_stack(tmp_path, name: str, values: dict) -> str:
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": {f"ambient-egress:{key}": value for key, value in values.items()}}))
+    return str(path)
+
+
+STACKS = {"dev": None, "prod": None, "generated": GENERATED}
+
+
+def config_of(tmp_path, stack: str) -> list[str]:
+    values = STACKS[stack]
+    return ["--config", write_stack(tmp_path, stack, values)] if values else ["--config", str(ROOT / f"Pulumi.{stack}.yaml")]
+
+
+def lb_of(stack: str) -> list[str]:
+    return ["--lb", "postgres-1=203.0.113.10"] if stack == "generated" else []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "generated"])
+def test_make_plan_in_sidecar_mode_finds_no_difference_from_the_declaration(tmp_path, capsys, stack):
+    code = plan_main([*config_of(tmp_path, stack), *lb_of(stack), "--dataplane", "sidecar", "--out", str(tmp_path / "plan"),
+                      "--format", "json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert (code, plan["differences"], plan["findings"]) == (0, [], [])
+    assert all(sample["declared"] == sample["computed"] for sample in plan["sampleRequests"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "generated"])
+def test_moving_a_stack_between_sidecars_and_ambient_changes_no_cell(tmp_path, capsys, stack):
+    plans = {}
+    for dataplane in ("sidecar", "ambient"):
+        plans[dataplane] = str(tmp_path / dataplane)
+        code = plan_main([*config_of(tmp_path, stack), *lb_of(stack), "--dataplane", dataplane, "--out", plans[dataplane],
+                          "--format", "json"])
+        assert code == 0, dataplane
+    capsys.readouterr()
+    assert plan_main(["diff", plans["sidecar"], plans["ambient"], "--fail-on-change", "--format", "json"]) == EXIT_PASSED
+    diff = json.loads(capsys.readouterr().out)
+    assert (diff["opened"], diff["closed"], diff["changed"]) == ([], [], [])
+    assert diff["manifestsAdded"] and diff["manifestsRemoved"]  # two renderings compared, not one twice

@@ -77,8 +77,11 @@ def test_mid_migration_each_client_is_judged_by_its_own_dataplane(k8s):
         k8s.grant("postgres-1", "rds-demo-2"),
         k8s.grant("postgres-1", "rds-demo-3"),
     ]
-    replaced(manifests, "ServiceEntry", "postgres-1", lambda m: m["metadata"]["labels"].update({"istio.io/use-waypoint": "waypoint"}))
-    replaced(manifests, "ServiceEntry", "postgres-1", lambda m: m["spec"].update({"addresses": ["203.0.113.10"]}))
+    def served_both_ways(entry):
+        entry["metadata"]["labels"]["istio.io/use-waypoint"] = "waypoint"
+        entry["spec"]["addresses"] = ["203.0.113.10"]
+
+    replaced(manifests, "ServiceEntry", "postgres-1", served_both_ways)
     matrix = access_matrix(manifests, outbound_traffic_policy="REGISTRY_ONLY")
     assert matrix.decision("rds-demo-1", TARGET) is Decision.ALLOW  # sidecar, gateway grant
     assert "egress gateway" in matrix.reason("rds-demo-1", TARGET)
@@ -98,7 +101,9 @@ def test_a_host_not_exported_to_the_namespace_is_refused_under_registry_only(k8s
     assert "is not exported to namespace rds-demo-1" in verdict.reason and "REGISTRY_ONLY" in verdict.reason
 
 
-@pytest.mark.parametrize(("export_to", "visible"), [(["*"], True), (["rds-demo-1"], True), (["~"], False), (["rds-demo-2"], False)])
+@pytest.mark.parametrize(
+    ("export_to", "visible"), [(["*"], True), (["rds-demo-1"], True), (["~"], False), (["rds-demo-2"], False)]
+)
 def test_export_to_values(k8s, export_to, visible):
     manifests = replaced(k8s.sidecar_seed(), "ServiceEntry", "postgres-1", lambda m: m["spec"].update({"exportTo": export_to}))
     assert (cell(manifests).decision is Decision.ALLOW) is visible
@@ -217,7 +222,8 @@ def test_a_subset_in_a_destination_rule_the_sidecars_do_not_look_up_fails_the_ro
     verdict = cell(manifests)
     assert verdict.decision is Decision.DENY
     assert "defines subset postgres-1" in verdict.reason
-    replaced(manifests, "DestinationRule", "postgres-1-via-egress-gateway", lambda m: m["metadata"].update({"namespace": "rds-demo-1"}))
+    replaced(manifests, "DestinationRule", "postgres-1-via-egress-gateway",
+             lambda m: m["metadata"].update({"namespace": "rds-demo-1"}))
     assert cell(manifests).decision is Decision.ALLOW
 
 
@@ -443,8 +449,9 @@ def test_a_backend_service_the_sidecars_see_is_a_route_around_the_gateway_unless
     verdict = cell(manifests, client="rds-demo-2")
     assert verdict.decision is Decision.BYPASS
     assert verdict.bypasses == ("in-cluster db/postgres-1",)
+    gateway_namespace = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}
     fence = k8s.network_policy("fence", "db", pod_selector={"matchLabels": k8s.stand_in_pods("postgres-1")},
-                               ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}]}])
+                               ingress=[{"from": [gateway_namespace]}])
     assert cell([*manifests, fence], client="rds-demo-2").decision is Decision.DENY
     hidden = [*manifests, k8s.sidecar("rds-demo-2", "./*", f"istio-system/{k8s.GATEWAY_HOST}")]
     assert cell(hidden, client="rds-demo-2").decision is Decision.DENY  # its Service is not imported

@@ -1,9 +1,10 @@
 """Sidecar mode's egress gateway (seed 001): where a namespace's sidecars send a ServiceEntry's host,
 and what the gateway does with it.
 
-  route    the first VirtualService bound to `mesh` (its `gateways`, none meaning `mesh`; a match's
-           own `gateways` override them) for the host that the namespace sees (exportTo, Sidecar
-           hosts; see `sidecar`). istiod keeps one per host, the oldest, and the manifests show no
+  route    the first VirtualService bound to `mesh` for the host that the namespace sees (exportTo,
+           Sidecar hosts; see `sidecar`): istiod files a VirtualService under its own `gateways`,
+           none meaning `mesh` (`push_context.go` getGatewayNames), and a match's `gateways` then
+           narrow its routes. istiod keeps one per host, the oldest, and the manifests show no
            creation time, so the analysis takes the first by namespace and name. Its `http`
            routes serve an HTTP port, `tls` then `tcp` routes a TLS or HTTPS port (a `tls` match
            needs `sniHosts` holding the host), `tcp` routes any other; a match applies on its
@@ -371,7 +372,7 @@ def _routes_out(index: MeshIndex, listener: Resource, namespace: str, host: str,
     return any(
         written is not None
         for vs in _virtual_services(index, host)
-        if exported_to(vs.spec.get("exportTo"), vs.namespace, namespace)
+        if bound <= _bound_to(vs) and exported_to(vs.spec.get("exportTo"), vs.namespace, namespace)
         for written, _, _ in _destinations(vs, kinds, bound, port, host, None)
     )
 

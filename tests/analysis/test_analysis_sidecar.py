@@ -187,6 +187,30 @@ def test_a_virtual_service_bound_only_to_the_gateway_does_not_route_sidecars(k8s
     assert cell(manifests).decision is Decision.OPEN
 
 
+def test_a_match_on_mesh_in_a_virtual_service_not_bound_to_mesh_routes_no_sidecar(k8s):
+    """istiod files a VirtualService for sidecars by its own `gateways` (push_context.go getGatewayNames)."""
+    manifests = replaced(k8s.sidecar_seed(), "VirtualService", "postgres-1-through-egress-gateway",
+                         lambda m: m["spec"].update({"gateways": ["istio-egress/egress-postgres-1"]}))
+    assert cell(manifests).decision is Decision.OPEN
+
+
+def test_a_tls_route_takes_only_the_server_names_its_sni_hosts_hold(k8s):
+    def tls(sni_host: str) -> list[dict]:
+        manifests = k8s.sidecar_seed()
+
+        def by_sni(route):
+            to_gateway = route["spec"]["tcp"].pop(0)
+            to_gateway["match"][0]["sniHosts"] = [sni_host]
+            route["spec"]["tls"] = [to_gateway]
+
+        replaced(manifests, "VirtualService", "postgres-1-through-egress-gateway", by_sni)
+        replaced(manifests, "ServiceEntry", "postgres-1", lambda m: m["spec"]["ports"][0].update({"protocol": "TLS"}))
+        return manifests
+
+    assert cell(tls("*.nip.io")).decision is Decision.ALLOW
+    assert cell(tls("other.example.com")).decision is Decision.OPEN
+
+
 def test_a_virtual_service_not_exported_to_the_namespace_does_not_route_it(k8s):
     manifests = replaced(k8s.sidecar_seed(), "VirtualService", "postgres-1-through-egress-gateway",
                          lambda m: m["spec"].update({"exportTo": ["."]}))
@@ -301,9 +325,12 @@ def test_a_gateway_without_a_server_for_the_host_drops_it(k8s):
     assert "no networking Gateway configures a server for postgres-1.nip.io" in verdict.reason
 
 
-def test_a_gateway_without_a_route_out_drops_it(k8s):
-    manifests = replaced(k8s.sidecar_seed(), "VirtualService", "postgres-1-through-egress-gateway",
-                         lambda m: m["spec"]["tcp"].pop(1))
+@pytest.mark.parametrize("unbind", [
+    pytest.param(lambda route: route["spec"]["tcp"].pop(1), id="no route at the gateway"),
+    pytest.param(lambda route: route["spec"].update({"gateways": ["mesh"]}), id="not filed under the gateway"),
+])
+def test_a_gateway_without_a_route_out_drops_it(k8s, unbind):
+    manifests = replaced(k8s.sidecar_seed(), "VirtualService", "postgres-1-through-egress-gateway", unbind)
     verdict = cell(manifests)
     assert verdict.decision is Decision.DENY
     assert "no VirtualService bound to Gateway istio-egress/egress-postgres-1 routes" in verdict.reason

@@ -63,8 +63,7 @@ def judge(index: MeshIndex, request: Request, istio: Istio) -> Verdict:
         # Imported here because the sidecar verdicts build on this module's PortRules.
         from .sidecar_access import Asked, verdict
 
-        headers = None if request.headers is None else {name.lower(): v for name, v in request.headers.items()}
-        asked = Asked(request.method, request.path, request.host, headers)
+        asked = Asked.of(request.method, request.path, request.host, request.headers)
         client = (request.source_namespace, request.service_account, request.trust_domain)
         return verdict(index, client, service_entry, request.port, istio, asked)
     outside = client_outside_ambient(index, request.source_namespace)

@@ -84,24 +84,25 @@ def mesh_route(index: MeshIndex, namespace: str, host: str, port: int, protocol:
     bound = [vs for vs in _virtual_services(index, host) if _sees(index, namespace, vs, host, port, istio)]
     bound = [vs for vs in bound if MESH in _bound_to(vs)]
     if not bound:
-        return Route(None, None, port, None, f"no VirtualService bound to mesh routes {host}, so it goes to the host itself")
+        return Route(None, None, port, None, f"no VirtualService bound to mesh routes {host}, so it goes straight out to it")
     virtual_service = bound[0]
     kinds = ["http"] if is_http_protocol(protocol) else ["tls", "tcp"] if protocol.upper() in _TLS_PROTOCOLS else ["tcp"]
+    ref = virtual_service.ref
     inside, outside = [], []
     for written, number, subset in _destinations(virtual_service, kinds, {MESH}, port, host, namespace):
         service = _cluster_service(written, virtual_service.namespace) if written is not None else None
-        if service is None:
-            outside.append(written or host)
+        if written is None:
+            outside.append(f"{host} itself (no route of VirtualService {ref} takes every connection on port {port})")
+        elif service is None:
+            outside.append(f"{written} (VirtualService {ref})")
         else:
             inside.append((service, number, subset))
-    straight = None
-    if outside:
-        how = "some of its connections" if inside else "it"
-        straight = f"VirtualService {virtual_service.ref} sends {how} to {outside[0]}, straight out"
+    straight = f"{'some of its connections go' if inside else 'it goes'} straight out to {outside[0]}" if outside else None
     if not inside:
-        return Route(virtual_service.ref, None, port, None, straight)
+        # A route without a destination fails Istio's validation, which leaves the host to its default route.
+        return Route(ref, None, port, None, straight or f"it goes straight out to {host} (VirtualService {ref} is invalid)")
     service, number, subset = inside[0]
-    return Route(virtual_service.ref, service, number or port, subset, straight)
+    return Route(ref, service, number or port, subset, straight)
 
 
 def _virtual_services(index: MeshIndex, host: str) -> tuple[Resource, ...]:

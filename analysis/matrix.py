@@ -215,7 +215,7 @@ class _Judge:
         self._identities = identities
         self._kinds: dict[ObjectRef, SourceKinds] = {}
         self._matches: dict[Hashable, Match] = {}
-        asked = Asked(request.method, request.path, request.host, request.headers) if request else Asked()
+        asked = Asked.of(request.method, request.path, request.host, request.headers) if request else Asked()
         self._sidecars = SidecarColumns(index, istio, identities, asked)
         outside = {namespace: client_outside_ambient(index, namespace) for namespace, _, _ in identities}
         sidecar_rows = set(self._sidecars.rows)

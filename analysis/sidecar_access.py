@@ -107,6 +107,11 @@ class Asked:
     host: str | None = None
     headers: Mapping[str, str] | None = field(default=None, hash=False)
 
+    @classmethod
+    def of(cls, method: str | None, path: str | None, host: str | None, headers: Mapping[str, str] | None) -> Asked:
+        """Header names in any case, as a request carries them."""
+        return cls(method, path, host, None if headers is None else {name.lower(): value for name, value in headers.items()})
+
 
 def verdict(
     index: MeshIndex, client: tuple[str, str | None, str], service_entry: Resource, port: int, istio: Istio, asked: Asked

@@ -173,7 +173,7 @@ def test_a_visible_host_no_virtual_service_routes_goes_straight_out(k8s):
                          lambda m: m["spec"]["tcp"].pop(0))
     verdict = cell(manifests)
     assert verdict.decision is Decision.OPEN
-    assert "straight" in verdict.reason or "host itself" in verdict.reason
+    assert "it goes straight out to postgres-1.nip.io itself (no route of VirtualService" in verdict.reason
     lockdown = k8s.network_policy("egress-lockdown", "rds-demo-1", egress=LOCKDOWN_EGRESS)
     assert cell([*manifests, lockdown]).decision is Decision.DENY
 
@@ -232,7 +232,7 @@ def test_an_http_route_that_sends_some_requests_straight_out_opens_the_cell(k8s)
     replaced(manifests, "VirtualService", "httpbin-through-egress-gateway", some_straight_out)
     verdict = cell(manifests, destination="istio-egress/httpbin")
     assert verdict.decision is Decision.OPEN
-    assert "sends some of its connections to httpbin.org, straight out" in verdict.reason
+    assert "some of its connections go straight out to httpbin.org (VirtualService istio-egress/httpbin-through" in verdict.reason
 
 
 # The hop to the gateway
@@ -404,6 +404,16 @@ def test_methods_and_paths_at_the_gateway_limit_an_http_cell_and_a_request_settl
     assert evaluate(manifests, request).decision is Decision.DENY
     assert evaluate(manifests, Request("rds-demo-1", ObjectRef("istio-egress", "httpbin"), 80, method="GET",
                                        path="/get")).decision is Decision.ALLOW
+
+
+def test_a_request_asked_of_every_cell_carries_its_headers_whatever_their_case(k8s):
+    team = [{"key": "request.headers[x-team]", "values": ["payments"]}]
+    manifests = http_target(k8s, k8s.rule({"namespaces": ["rds-demo-1"]}, when=team))
+    asked = HttpRequest("GET", "/", headers={"X-Team": "payments"})
+    assert cell(manifests, destination="istio-egress/httpbin", request=asked).decision is Decision.ALLOW
+    request = Request("rds-demo-1", ObjectRef("istio-egress", "httpbin"), 80, method="GET", path="/",
+                      headers={"X-Team": "payments"})
+    assert evaluate(manifests, request).decision is Decision.ALLOW
 
 
 def test_http_rules_on_a_gateway_server_that_does_not_parse_http_never_match(k8s):

@@ -24,12 +24,14 @@ and what the gateway does with it.
            identity with `sni` as the server name, or, without `sni`, the cluster's name
            (`outbound_.<port>_.<subset>_.<host>`, `cluster_builder.go`); no setting leaves it to
            auto mTLS, which turns on what the manifests do not show.
-  gateway  a networking `Gateway` whose `selector` picks the gateway's pods (its Service's selector
-           when the Service is shown; otherwise the Gateway is trusted to) has a server on the port
-           the route dials, for the host. A server that terminates TLS needs TLS from the sidecar
-           with a server name its `hosts` hold (its filter chains match on SNI), and a client
-           certificate for `ISTIO_MUTUAL` or `MUTUAL`; a plaintext server takes no TLS. Then a
-           VirtualService bound to that Gateway routes the host on that port, or the gateway drops it.
+  gateway  a networking `Gateway` of any namespace (`PILOT_SCOPE_GATEWAY_TO_NAMESPACE` is off by
+           default, `pilot/pkg/features/pilot.go`) whose `selector` picks the gateway's pods (its
+           Service's selector when the Service is shown; otherwise the Gateway is trusted to) has
+           a server on the port the route dials, for the host. A server that terminates TLS needs
+           TLS from the sidecar with a server name its `hosts` hold (its filter chains match on
+           SNI), and a client certificate for `ISTIO_MUTUAL` or `MUTUAL`; a plaintext server takes
+           no TLS. Then a VirtualService filed under that Gateway routes the host on that port, or
+           the gateway drops it.
   policy   the gateway applies the AuthorizationPolicies without `targetRefs` of its own namespace
            and of the root namespace whose `selector` picks its pods (none: every workload); a
            selector on labels the manifests do not show of them counts as picking them. Identity

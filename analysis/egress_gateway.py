@@ -292,7 +292,7 @@ class GatewayPath:
 
 
 def gateway_path(
-    index: MeshIndex, namespace: str, service_entry: ObjectRef, host: str, route: Route, istio: Istio
+    index: MeshIndex, namespace: str, service_entry: Resource, host: str, route: Route, istio: Istio
 ) -> GatewayPath:
     """The gateway's side of `route` for the sidecars of `namespace` and the ServiceEntry's `host`."""
     assert route.gateway is not None
@@ -318,13 +318,16 @@ def gateway_path(
     http = _parses_http(server)
     if not _routes_out(index, listener, service.namespace, host, route.port, http):
         return broken(Decision.DENY, f"no VirtualService bound to Gateway {listener.ref} routes {host} on port {route.port}")
+    if not exported_to(service_entry.spec.get("exportTo"), service_entry.namespace, service.namespace):
+        return broken(Decision.DENY, f"ServiceEntry {service_entry.ref} is not exported to the gateway's namespace "
+                                     f"{service.namespace}, so the gateway has no cluster for {host}")
     if not _client_reaches(index, namespace, service, _pod_labels(index, service, listener)):
         return broken(Decision.DENY, f"the egress NetworkPolicies of namespace {namespace} do not let its pods reach the "
                                      "gateway's pods")
     mode = (server.get("tls") or {}).get("mode")
     mutual_tls = None if the_hop.mode is None else the_hop.mode == "ISTIO_MUTUAL" and mode in _CLIENT_CERTIFICATE
     applied = gateway_policies(index, service.namespace, _pod_labels(index, service, listener), istio)
-    rules = PortRules(service_entry, host, None, applied, http)
+    rules = PortRules(service_entry.ref, host, None, applied, http)
     return GatewayPath(service, None, rules, route.port, the_hop.sni, mutual_tls, the_hop)
 
 

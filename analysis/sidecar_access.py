@@ -87,7 +87,7 @@ def _path(index: MeshIndex, namespace: str, service_entry: Resource, number: int
     if route.gateway is None or (straight is not None and straight.decision is Decision.OPEN):
         assert straight is not None
         return Path(straight, host=host, route=route)
-    gateway = gateway_path(index, namespace, service_entry.ref, host, route, istio)
+    gateway = gateway_path(index, namespace, service_entry, host, route, istio)
     return Path(gateway.broken, gateway, host, route)
 
 

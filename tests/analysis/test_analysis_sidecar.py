@@ -102,7 +102,8 @@ def test_a_host_not_exported_to_the_namespace_is_refused_under_registry_only(k8s
 
 
 @pytest.mark.parametrize(
-    ("export_to", "visible"), [(["*"], True), (["rds-demo-1"], True), (["~"], False), (["rds-demo-2"], False)]
+    ("export_to", "visible"),
+    [(["*"], True), (["rds-demo-1", "istio-system"], True), (["~"], False), (["rds-demo-2", "istio-system"], False)],
 )
 def test_export_to_values(k8s, export_to, visible):
     manifests = replaced(k8s.sidecar_seed(), "ServiceEntry", "postgres-1", lambda m: m["spec"].update({"exportTo": export_to}))
@@ -334,6 +335,14 @@ def test_a_gateway_without_a_route_out_drops_it(k8s, unbind):
     verdict = cell(manifests)
     assert verdict.decision is Decision.DENY
     assert "no VirtualService bound to Gateway istio-egress/egress-postgres-1 routes" in verdict.reason
+
+
+def test_a_service_entry_not_exported_to_the_gateways_namespace_leaves_the_gateway_no_cluster_for_it(k8s):
+    manifests = replaced(k8s.sidecar_seed(), "ServiceEntry", "postgres-1",
+                         lambda m: m["spec"].update({"exportTo": [".", "rds-demo-1"]}))
+    verdict = cell(manifests)
+    assert verdict.decision is Decision.DENY
+    assert "is not exported to the gateway's namespace istio-system" in verdict.reason
 
 
 def test_sidecars_that_do_not_import_the_gateways_service_have_no_cluster_for_it(k8s):

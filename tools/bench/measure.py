@@ -4,9 +4,9 @@
   one-grant warm-up in the same process, so imports and lazily loaded SDK modules are not timed.
 - baseline: the same registrations and reads replayed with no logic (`baseline.py`).
 - plan: `python -m tools.plan --config <stack file> --out <dir> --format json`, end to end: the
-  interpreter's start, imports, the program, the YAML, the analysis and its output.
-- analysis: `analysis.load_manifests` on the plan's directory, `MeshIndex`, `analyze` and
-  `access_matrix`, as `make plan` runs them, after the imports.
+  interpreter's start, imports, the program, the YAML, the analysis, the report and its output.
+- analysis: `analysis.load_manifests` on the plan's manifests, `MeshIndex`, `access_matrix` over
+  the clients `make plan` asks for and `analyze`, as `make plan` runs them, after the imports.
 
 The program, baseline and analysis workers run as `python -m tools.bench.measure <kind> ...` and
 print their result as JSON on the last line; the plan runs as `make plan` does.
@@ -154,11 +154,16 @@ def baseline_worker(registrations_in: Path, source: Path, gc_threshold: Sequence
     return {**timing, "peak_rss_mb": peak_rss_mb(), "resources": len(run.resources)}
 
 
-def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
+def analysis_worker(manifests: Path, stack_file: Path, source: Path) -> dict[str, Any]:
     use_source(source)
-    from analysis import Decision, MeshIndex, access_matrix, analyze, load_manifests
+    from analysis import Decision, MeshIndex, access_matrix, analyze, default_clients, load_manifests
     from analysis.matrix import client_identity
+    from stack import read_stack_file
+    from stack.access import clients
 
+    config = read_stack_file(stack_file).stack_config()
+    declared = {client for grant in config.grants for client in clients(grant)}
+    version = config.istio.version
     phases: dict[str, float] = {}
 
     def phase(name: str, step: Callable[[], T]) -> T:
@@ -170,9 +175,10 @@ def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
     def run() -> tuple[Any, list[Any]]:
         objects = phase("load", lambda: load_manifests(manifests))
         index = phase("index", lambda: MeshIndex(objects))
-        # In the order `make plan` runs them.
-        findings = phase("findings", lambda: analyze(index))
-        matrix = phase("matrix", lambda: access_matrix(index))
+        # As tools/plan/report.py's `analyse` runs them: every client the manifests or the config name.
+        rows = sorted(set(default_clients(index)) | declared)
+        matrix = phase("matrix", lambda: access_matrix(index, rows, istio_version=version))
+        findings = phase("findings", lambda: analyze(index, istio_version=version))
         return matrix, findings
 
     (matrix, findings), timing = timed(run)
@@ -230,21 +236,19 @@ def run_plan(topology: Topology, source: Path, workdir: Path, timeout: float) ->
         raise WorkerFailed(f"make plan failed on {stack_file.name} (exit {exit_code})")
     return {
         "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-        "exit_code": exit_code, "allowed_cells": allowed_cells(stdout.read_text()), "manifests": str(out),
+        "exit_code": exit_code, "allowed_cells": allowed_cells(stdout.read_text()),
+        "manifests": str(out / "manifests"), "stack_file": str(stack_file),
     }
 
 
 def allowed_cells(plan_output: str) -> int | None:
-    """ALLOW cells of namespace rows in the access matrix `make plan --format json` prints after its
-    header lines; None when no matrix is found."""
-    start = plan_output.find("\n{")
-    if start < 0:
-        return None
+    """ALLOW cells of namespace rows in the plan `make plan --format json` prints; None when the
+    output is not a plan."""
     try:
-        matrix, _ = json.JSONDecoder().raw_decode(plan_output, start + 1)
+        plan = json.loads(plan_output)
     except ValueError:
         return None
-    return sum(1 for client, row in matrix.get("cells", {}).items() if "/sa/" not in client
+    return sum(1 for client, row in plan.get("verdicts", {}).items() if "/sa/" not in client
                for decision in row.values() if decision == "ALLOW")
 
 
@@ -257,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registrations", type=Path)
     parser.add_argument("--gc-threshold", type=lambda text: [int(part) for part in text.split(",")], default=None)
     parser.add_argument("--manifests", type=Path)
+    parser.add_argument("--config", type=Path, help="the stack file the plan was made from (analysis)")
     parser.add_argument("--profile-tree", type=Path, help="profile the measured call; its text tree goes here")
     args = parser.parse_args(argv)
     observe: Observer[Any] = timed
@@ -266,12 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         observe = profiled(args.profile_tree)
     if args.kind == "program":
         size = args.size
-        result = program_worker(Topology(size.databases, size.namespaces, size.grants, size.externals, args.seed),
+        result = program_worker(Topology(size.databases, size.namespaces, size.grants, size.stand_ins, args.seed),
                                 args.src, args.registrations, observe)
     elif args.kind == "baseline":
         result = baseline_worker(args.registrations, args.src, args.gc_threshold or gc.get_threshold(), observe)
     else:
-        result = analysis_worker(args.manifests, args.src)
+        result = analysis_worker(args.manifests, args.config, args.src)
     print(json.dumps(result))
     return 0
 

@@ -18,65 +18,24 @@ import argparse
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .layout import layout_metrics, policy_template
+from .timing import Observer, T, peak_rss_mb, timed
 from .topology import DEFAULT_SEED, Topology, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout the benchmark's own code comes from."""
-T = TypeVar("T")
-Observer = Callable[[Callable[[], T]], tuple[T, dict[str, Any]]]
-"""Runs the measured call and returns its result and what was observed (`timed`, or a profiler)."""
 
 
 class WorkerFailed(RuntimeError):
     """A measurement's process exited with an error."""
-
-
-# --- timing, inside a measuring process ---------------------------------------------------------
-
-class GcClock:
-    """CPU seconds spent in the cyclic garbage collector, from gc.callbacks. CPU time of the thread
-    that collects, not wall time: on a shared machine a collection can wait for a core, and that
-    wait is not the collector's cost."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: Mapping[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.thread_time()
-        else:
-            self.seconds += time.thread_time() - self._started
-
-    def __enter__(self) -> GcClock:
-        gc.callbacks.append(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self)
-
-
-def peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(run: Callable[[], T]) -> tuple[T, dict[str, float]]:
-    with GcClock() as clock:
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return result, {"wall_s": wall, "cpu_s": cpu, "gc_s": clock.seconds}
 
 
 def use_source(source: Path) -> Path:
@@ -191,6 +150,11 @@ def analysis_worker(manifests: Path, stack_file: Path, source: Path) -> dict[str
 
 # --- running them -------------------------------------------------------------------------------------
 
+def timeout(budget: float) -> float:
+    # Room over the budget for a prediction that was short, and for the worker's imports.
+    return budget * 1.5 + 60
+
+
 def run_worker(module: str, arguments: Sequence[str], timeout: float) -> dict[str, Any] | None:
     """`python -m <module> <arguments>` in a fresh interpreter: the JSON on its last line, or None
     when it ran out of time."""
@@ -266,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     observe: Observer[Any] = timed
     if args.profile_tree:
-        from .profile import profiled
+        from .sampling import profiled
 
         observe = profiled(args.profile_tree)
     if args.kind == "program":

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .formula import resources
-from .measure import run_plan, run_worker
+from .measure import run_plan, run_worker, timeout
 from .topology import Topology
 
 MEASUREMENTS = ("program", "baseline", "plan", "analysis")
@@ -101,11 +101,6 @@ def _difference(row: Row, whole: str, part: str, key: str) -> float | None:
     if whole in row.measured and part in row.measured:
         return float(row.measured[whole][key]) - float(row.measured[part][key])
     return None
-
-
-def timeout(budget: float) -> float:
-    # Room over the budget for a prediction that was short, and for the worker's imports.
-    return budget * 1.5 + 60
 
 
 def run_sizes(topologies: Sequence[Topology], *, budget: float, source: Path,

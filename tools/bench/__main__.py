@@ -7,10 +7,10 @@ registrations and reads, `make plan` end to end, and the analysis alone on the p
 Sizes predicted over `--budget` are extrapolated and marked. It also compares two
 AuthorizationPolicy layouts. Method and columns: docs/benchmark.md.
 
-    python -m tools.bench                  # --quick: three small sizes, a few minutes
+    python -m tools.bench                  # --quick: three small sizes, about a minute
     python -m tools.bench --full           # up to D=1,000, N=1,000, G=10,000
     python -m tools.bench --full --publish # ... and copy the results into docs/
-    python -m tools.bench --sizes 10,10,50 100,100,1000,20
+    python -m tools.bench --sizes 10,10,50 100,100,1000,20   # D,N,G[,S]: S of the D databases stand-ins
     python -m tools.bench --profile 100,100,1000   # where the program's time goes, beside the baseline's
 """
 
@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} (the default)")
     mode.add_argument("--full", action="store_true", help=f"sizes {FULL_SIZES}")
-    mode.add_argument("--sizes", nargs="+", type=parse_size, metavar="D,N,G[,E]",
-                      help="sizes to run; E of the D databases get an address instead of a stand-in")
-    mode.add_argument("--profile", type=parse_size, metavar="D,N,G[,E]",
+    mode.add_argument("--sizes", nargs="+", type=parse_size, metavar="D,N,G[,S]",
+                      help="sizes to run; S of the D databases are PostgreSQL stand-ins instead of existing ones")
+    mode.add_argument("--profile", type=parse_size, metavar="D,N,G[,S]",
                       help="profile one size, program and baseline, with pyinstrument")
     parser.add_argument("--budget", type=float, default=900.0,
                         help="seconds: a measurement predicted to take longer is extrapolated, not run (default 900)")

@@ -4,9 +4,9 @@
   one-grant warm-up in the same process, so imports and lazily loaded SDK modules are not timed.
 - baseline: the same registrations and reads replayed with no logic (`baseline.py`).
 - plan: `python -m tools.plan --config <stack file> --out <dir> --format json`, end to end: the
-  interpreter's start, imports, the program, the YAML, the analysis and its output.
-- analysis: `analysis.load_manifests` on the plan's directory, `MeshIndex`, `analyze` and
-  `access_matrix`, as `make plan` runs them, after the imports.
+  interpreter's start, imports, the program, the YAML, the analysis, the report and its output.
+- analysis: `analysis.load_manifests` on the plan's manifests, `MeshIndex`, `access_matrix` over
+  the clients `make plan` asks for and `analyze`, as `make plan` runs them, after the imports.
 
 The program, baseline and analysis workers run as `python -m tools.bench.measure <kind> ...` and
 print their result as JSON on the last line; the plan runs as `make plan` does.
@@ -18,65 +18,24 @@ import argparse
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .layout import layout_metrics, policy_template
+from .timing import Observer, T, peak_rss_mb, timed
 from .topology import DEFAULT_SEED, Topology, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout the benchmark's own code comes from."""
-T = TypeVar("T")
-Observer = Callable[[Callable[[], T]], tuple[T, dict[str, Any]]]
-"""Runs the measured call and returns its result and what was observed (`timed`, or a profiler)."""
 
 
 class WorkerFailed(RuntimeError):
     """A measurement's process exited with an error."""
-
-
-# --- timing, inside a measuring process ---------------------------------------------------------
-
-class GcClock:
-    """CPU seconds spent in the cyclic garbage collector, from gc.callbacks. CPU time of the thread
-    that collects, not wall time: on a shared machine a collection can wait for a core, and that
-    wait is not the collector's cost."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: Mapping[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.thread_time()
-        else:
-            self.seconds += time.thread_time() - self._started
-
-    def __enter__(self) -> GcClock:
-        gc.callbacks.append(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self)
-
-
-def peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(run: Callable[[], T]) -> tuple[T, dict[str, float]]:
-    with GcClock() as clock:
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return result, {"wall_s": wall, "cpu_s": cpu, "gc_s": clock.seconds}
 
 
 def use_source(source: Path) -> Path:
@@ -154,11 +113,16 @@ def baseline_worker(registrations_in: Path, source: Path, gc_threshold: Sequence
     return {**timing, "peak_rss_mb": peak_rss_mb(), "resources": len(run.resources)}
 
 
-def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
+def analysis_worker(manifests: Path, stack_file: Path, source: Path) -> dict[str, Any]:
     use_source(source)
-    from analysis import Decision, MeshIndex, access_matrix, analyze, load_manifests
+    from analysis import Decision, MeshIndex, access_matrix, analyze, default_clients, load_manifests
     from analysis.matrix import client_identity
+    from stack import read_stack_file
+    from stack.access import clients
 
+    config = read_stack_file(stack_file).stack_config()
+    declared = {client for grant in config.grants for client in clients(grant)}
+    version = config.istio.version
     phases: dict[str, float] = {}
 
     def phase(name: str, step: Callable[[], T]) -> T:
@@ -170,9 +134,10 @@ def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
     def run() -> tuple[Any, list[Any]]:
         objects = phase("load", lambda: load_manifests(manifests))
         index = phase("index", lambda: MeshIndex(objects))
-        # In the order `make plan` runs them.
-        findings = phase("findings", lambda: analyze(index))
-        matrix = phase("matrix", lambda: access_matrix(index))
+        # As tools/plan/report.py's `analyse` runs them: every client the manifests or the config name.
+        rows = sorted(set(default_clients(index)) | declared)
+        matrix = phase("matrix", lambda: access_matrix(index, rows, istio_version=version))
+        findings = phase("findings", lambda: analyze(index, istio_version=version))
         return matrix, findings
 
     (matrix, findings), timing = timed(run)
@@ -184,6 +149,11 @@ def analysis_worker(manifests: Path, source: Path) -> dict[str, Any]:
 
 
 # --- running them -------------------------------------------------------------------------------------
+
+def timeout(budget: float) -> float:
+    # Room over the budget for a prediction that was short, and for the worker's imports.
+    return budget * 1.5 + 60
+
 
 def run_worker(module: str, arguments: Sequence[str], timeout: float) -> dict[str, Any] | None:
     """`python -m <module> <arguments>` in a fresh interpreter: the JSON on its last line, or None
@@ -230,21 +200,19 @@ def run_plan(topology: Topology, source: Path, workdir: Path, timeout: float) ->
         raise WorkerFailed(f"make plan failed on {stack_file.name} (exit {exit_code})")
     return {
         "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-        "exit_code": exit_code, "allowed_cells": allowed_cells(stdout.read_text()), "manifests": str(out),
+        "exit_code": exit_code, "allowed_cells": allowed_cells(stdout.read_text()),
+        "manifests": str(out / "manifests"), "stack_file": str(stack_file),
     }
 
 
 def allowed_cells(plan_output: str) -> int | None:
-    """ALLOW cells of namespace rows in the access matrix `make plan --format json` prints after its
-    header lines; None when no matrix is found."""
-    start = plan_output.find("\n{")
-    if start < 0:
-        return None
+    """ALLOW cells of namespace rows in the plan `make plan --format json` prints; None when the
+    output is not a plan."""
     try:
-        matrix, _ = json.JSONDecoder().raw_decode(plan_output, start + 1)
+        plan = json.loads(plan_output)
     except ValueError:
         return None
-    return sum(1 for client, row in matrix.get("cells", {}).items() if "/sa/" not in client
+    return sum(1 for client, row in plan.get("verdicts", {}).items() if "/sa/" not in client
                for decision in row.values() if decision == "ALLOW")
 
 
@@ -257,21 +225,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registrations", type=Path)
     parser.add_argument("--gc-threshold", type=lambda text: [int(part) for part in text.split(",")], default=None)
     parser.add_argument("--manifests", type=Path)
+    parser.add_argument("--config", type=Path, help="the stack file the plan was made from (analysis)")
     parser.add_argument("--profile-tree", type=Path, help="profile the measured call; its text tree goes here")
     args = parser.parse_args(argv)
     observe: Observer[Any] = timed
     if args.profile_tree:
-        from .profile import profiled
+        from .sampling import profiled
 
         observe = profiled(args.profile_tree)
     if args.kind == "program":
         size = args.size
-        result = program_worker(Topology(size.databases, size.namespaces, size.grants, size.externals, args.seed),
+        result = program_worker(Topology(size.databases, size.namespaces, size.grants, size.stand_ins, args.seed),
                                 args.src, args.registrations, observe)
     elif args.kind == "baseline":
         result = baseline_worker(args.registrations, args.src, args.gc_threshold or gc.get_threshold(), observe)
     else:
-        result = analysis_worker(args.manifests, args.src)
+        result = analysis_worker(args.manifests, args.config, args.src)
     print(json.dumps(result))
     return 0
 

@@ -29,7 +29,7 @@ TARGETS = (
 )
 ANALYSIS_PHASES = ("load_s", "index_s", "findings_s", "matrix_s")
 CSV_FIELDS = (
-    "size", "databases", "stand_ins", "externals", "namespaces", "grants", "resources", "registrations", "reads",
+    "size", "databases", "stand_ins", "existing", "namespaces", "grants", "resources", "registrations", "reads",
     "recorded", "manifest_bytes",
     "program_wall_s", "program_cpu_s", "program_gc_s", "program_peak_rss_mb",
     "baseline_wall_s", "baseline_cpu_s", "baseline_gc_s", "baseline_peak_rss_mb", "ratio_wall", "ratio_cpu",
@@ -70,7 +70,7 @@ def record(row: Row) -> dict[str, Any]:
     topology, shape = row.topology, row.topology.shape()
     values: dict[str, Any] = {
         "size": topology.label, "databases": topology.databases, "stand_ins": topology.stand_ins,
-        "externals": topology.externals, "namespaces": topology.namespaces, "grants": topology.grants,
+        "existing": topology.existing, "namespaces": topology.namespaces, "grants": topology.grants,
         "resources": row.resources, "registrations": registrations(shape), "reads": reads(shape),
         "load_average": row.load_average, "extrapolated": ",".join(sorted(row.extrapolated)),
         "note": "; ".join(row.notes),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .formula import resources
-from .measure import run_plan, run_worker
+from .measure import run_plan, run_worker, timeout
 from .topology import Topology
 
 MEASUREMENTS = ("program", "baseline", "plan", "analysis")
@@ -44,6 +44,8 @@ class Row:
     notes: list[str] = field(default_factory=list)
     manifests: Path | None = None
     """The plan's manifest directory, for the analysis, while the size runs."""
+    stack_file: Path | None = None
+    """The stack file the plan was made from, for the analysis."""
 
     @property
     def resources(self) -> int:
@@ -101,11 +103,6 @@ def _difference(row: Row, whole: str, part: str, key: str) -> float | None:
     return None
 
 
-def timeout(budget: float) -> float:
-    # Room over the budget for a prediction that was short, and for the worker's imports.
-    return budget * 1.5 + 60
-
-
 def run_sizes(topologies: Sequence[Topology], *, budget: float, source: Path,
               report: Callable[[str], None] = print) -> list[Row]:
     rows: list[Row] = []
@@ -118,7 +115,7 @@ def run_sizes(topologies: Sequence[Topology], *, budget: float, source: Path,
             for measurement in MEASUREMENTS:
                 _measure(row, measurement, rows, budget=budget, source=source, workdir=workdir, report=report)
             if row.manifests is not None:
-                shutil.rmtree(row.manifests)
+                shutil.rmtree(row.manifests.parent)
                 row.manifests = None
     for row in rows:
         _extrapolate(row, rows)
@@ -151,9 +148,10 @@ def _measure(row: Row, measurement: str, rows: Sequence[Row], *, budget: float, 
         result = run_plan(topology, source, workdir, timeout(budget))
         if result is not None:
             row.manifests = Path(result.pop("manifests"))
+            row.stack_file = Path(result.pop("stack_file"))
     else:
-        result = run_worker("tools.bench.measure", ["analysis", *common, "--manifests", str(row.manifests)],
-                            timeout(budget))
+        result = run_worker("tools.bench.measure", ["analysis", *common, "--manifests", str(row.manifests),
+                                                    "--config", str(row.stack_file)], timeout(budget))
     if result is None:
         row.notes.append(f"{measurement}: stopped after {timeout(budget):.0f} s")
         report(f"  {measurement}: {row.notes[-1].split(': ', 1)[1]}")

@@ -1,7 +1,9 @@
 """Generated stacks: D databases, N namespaces and G grants, reproducible from a seed.
 
-The namespaces are granted as a real platform grants them, to teams' existing
-namespaces that the stack does not own (the default): each is read and gets its ambient label.
+The databases are existing ones with an address (issue 13's target), unless some are asked for as
+PostgreSQL stand-ins. The namespaces are granted as a real platform grants them, to teams'
+existing namespaces that the stack does not own (the default): each is read and gets its ambient
+label. Everything else is the config's defaults (ambient, admission, egress lockdown).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ _EXTERNAL_NETS = ("192.0.2", "198.51.100", "203.0.113")
 
 @dataclass(frozen=True)
 class Topology:
-    """D databases (the first `externals` of them existing databases with an address, the rest
-    stand-ins), N namespaces and G (namespace, database) grants."""
+    """D databases (the first `stand_ins` of them PostgreSQL stand-ins, the rest existing databases
+    with an address), N namespaces and G (namespace, database) grants."""
 
     databases: int
     namespaces: int
     grants: int
-    externals: int = 0
+    stand_ins: int = 0
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
@@ -40,22 +42,22 @@ class Topology:
         if self.grants > self.databases * self.namespaces:
             raise ValueError(f"G={self.grants} exceeds D*N={self.databases * self.namespaces}: "
                              "a grant is a distinct pair")
-        if not 0 <= self.externals <= self.databases:
-            raise ValueError("externals must be within 0..D")
+        if not 0 <= self.stand_ins <= self.databases:
+            raise ValueError("stand-ins must be within 0..D")
 
     @property
     def label(self) -> str:
-        extra = f" E={self.externals}" if self.externals else ""
+        extra = f" S={self.stand_ins}" if self.stand_ins else ""
         return f"D={self.databases} N={self.namespaces} G={self.grants}{extra}"
 
     @property
     def argument(self) -> str:
         """The size as `--sizes` takes it."""
-        return f"{self.databases},{self.namespaces},{self.grants}" + (f",{self.externals}" if self.externals else "")
+        return f"{self.databases},{self.namespaces},{self.grants}" + (f",{self.stand_ins}" if self.stand_ins else "")
 
     @property
-    def stand_ins(self) -> int:
-        return self.databases - self.externals
+    def existing(self) -> int:
+        return self.databases - self.stand_ins
 
     @property
     def granted_namespaces(self) -> int:
@@ -64,9 +66,8 @@ class Topology:
 
     def shape(self) -> StackShape:
         """What the resource formula needs: default flags, namespaces not owned, no service accounts."""
-        return StackShape(stand_ins=self.stand_ins, existing=self.externals,
-                          unowned_namespaces=self.granted_namespaces, grants=self.grants,
-                          ipv4_database=self.externals > 0)
+        return StackShape(stand_ins=self.stand_ins, existing=self.existing,
+                          unowned_namespaces=self.granted_namespaces, grants=self.grants)
 
     def database_names(self) -> list[str]:
         return [f"db-{index:04d}" for index in range(self.databases)]
@@ -96,8 +97,8 @@ class Topology:
             cursor = (cursor + count) % len(cycle)
         return lists
 
-    def external_address(self, index: int) -> str:
-        # IPv4 documentation addresses while they last, then DNS names.
+    def existing_address(self, index: int) -> str:
+        # IPv4 documentation addresses while they last (762), then DNS names.
         if index < 254 * len(_EXTERNAL_NETS):
             return f"{_EXTERNAL_NETS[index // 254]}.{index % 254 + 1}"
         return f"db-{index:04d}.example.com"
@@ -107,8 +108,8 @@ class Topology:
         databases: list[dict[str, Any]] = []
         for index, name in enumerate(self.database_names()):
             entry: dict[str, Any] = {"name": name}
-            if index < self.externals:
-                entry["address"] = self.external_address(index)
+            if index >= self.stand_ins:
+                entry["address"] = self.existing_address(index - self.stand_ins)
             databases.append(entry)
         grants = [{"namespace": namespace, "databases": names} for namespace, names in self.grant_lists().items()]
         return {"databases": databases, "grants": grants}
@@ -117,7 +118,7 @@ class Topology:
         """The ingress a cloud would report for each stand-in's LoadBalancer Service."""
         return {
             name: {"ip": f"{_LOAD_BALANCER_NET}.{index // 250}.{index % 250 + 1}"}
-            for index, name in enumerate(self.database_names()) if index >= self.externals
+            for index, name in enumerate(self.database_names()) if index < self.stand_ins
         }
 
     def write_stack_file(self, path: Path, project: str) -> Path:
@@ -133,13 +134,13 @@ class Topology:
 
 
 def parse_size(text: str) -> Topology:
-    """`D,N,G` or `D,N,G,E` (or with `x`), for argparse."""
+    """`D,N,G` or `D,N,G,S` (or with `x`), for argparse."""
     try:
         parts = [int(part) for part in text.replace("x", ",").split(",")]
     except ValueError:
         parts = []
     if len(parts) not in (3, 4):
-        raise argparse.ArgumentTypeError(f"a size is D,N,G or D,N,G,E (got {text!r})")
+        raise argparse.ArgumentTypeError(f"a size is D,N,G or D,N,G,S (got {text!r})")
     try:
         return Topology(*parts)
     except ValueError as error:

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from analysis import MeshIndex, access_matrix, analyze
+from analysis import Decision, MeshIndex, access_matrix, analyze
 from stack import parse_config
 from stack.access import access_matrix as declared_matrix
 from tools.plan.__main__ import main as plan_main
@@ -106,3 +106,39 @@ def test_moving_a_stack_between_sidecars_and_ambient_changes_no_cell(tmp_path, c
     diff = json.loads(capsys.readouterr().out)
     assert (diff["opened"], diff["closed"], diff["changed"]) == ([], [], [])
     assert diff["manifestsAdded"] and diff["manifestsRemoved"]  # two renderings compared, not one twice
+
+
+def injected(manifests: list[dict], namespaces: set[str]) -> list[dict]:
+    """The namespaces still labelled for injection, as they are after step 3 of the README's migration."""
+    for manifest in manifests:
+        if manifest["kind"] in ("Namespace", "NamespacePatch") and manifest["metadata"]["name"] in namespaces:
+            manifest["metadata"].setdefault("labels", {})["istio-injection"] = "enabled"
+    return manifests
+
+
+@pytest.mark.parametrize(("values", "load_balancers"), [
+    pytest.param(dev_values(), None, id="dev"),
+    pytest.param(stack_values("prod"), {}, id="prod"),
+    pytest.param(GENERATED, GENERATED_LOAD_BALANCERS, id="generated"),
+])
+def test_mid_migration_a_pod_that_keeps_its_sidecar_fails_closed_under_the_lockdown(values, load_balancers):
+    """README, step 3: after `pulumi up` with `dataplane: ambient`, a pod that still has its sidecar has
+    no route to the egress gateway and goes straight out, which the lockdown stops; without the
+    lockdown (and the stand-ins' ingress policy, which also stops dev's pods) they reach the targets."""
+    config = parse_config(values)
+    clients = {grant.namespace for grant in config.grants}
+
+    def matrix(lockdown: bool):
+        protection = {"egressLockdown": {"enabled": lockdown},
+                      "bypassProtection": {**values.get("bypassProtection", {}), "databaseIngressPolicy": lockdown}}
+        manifests = run({**values, **protection}, load_balancers).applied()
+        return access_matrix(injected(manifests, clients))
+
+    locked = matrix(lockdown=True)
+    assert {client for client, _, _ in locked.entries()} >= clients
+    for client, destination, verdict in locked.entries():
+        assert verdict.decision is Decision.DENY, (client, destination.label, verdict.reason)
+        assert f"goes straight out to it, which the egress NetworkPolicies of namespace {client.split("/")[0]} stop" in verdict.reason
+    assert {locked.other_destinations[client].decision for client in clients} == {Decision.DENY}
+    unlocked = matrix(lockdown=False)
+    assert any(verdict.decision is not Decision.DENY for _, _, verdict in unlocked.entries())

@@ -138,7 +138,8 @@ def test_mid_migration_a_pod_that_keeps_its_sidecar_fails_closed_under_the_lockd
     assert {client for client, _, _ in locked.entries()} >= clients
     for client, destination, verdict in locked.entries():
         assert verdict.decision is Decision.DENY, (client, destination.label, verdict.reason)
-        assert f"goes straight out to it, which the egress NetworkPolicies of namespace {client.split("/")[0]} stop" in verdict.reason
+        namespace = client.split("/")[0]
+        assert f"goes straight out to it, which the egress NetworkPolicies of namespace {namespace} stop" in verdict.reason
     assert {locked.other_destinations[client].decision for client in clients} == {Decision.DENY}
     unlocked = matrix(lockdown=False)
     assert any(verdict.decision is not Decision.DENY for _, _, verdict in unlocked.entries())

@@ -3,12 +3,16 @@ example program runs, and its tables list exactly the fields, keys and outputs t
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
+import pytest
 import yaml
 
 from stack import StackConfig
+from tools.bench.formula import reads, registrations, resources
+from tools.bench.topology import Topology
 from tools.mock_engine import RecordingMocks, resolved, run_on_mocks
 from tools.plan.__main__ import main as plan_main
 
@@ -91,3 +95,29 @@ def test_the_stack_outputs_listed_are_the_ones_the_program_exports():
 def test_the_stack_files_the_readme_names_exist_and_parse():
     for name in sorted(set(re.findall(r"Pulumi\.[a-z]+\.yaml", README))):
         assert "config" in yaml.safe_load((ROOT / name).read_text()), name
+
+
+def test_the_scale_table_is_the_published_benchmark():
+    """Each row of the README's table is the row of docs/bench.csv for that size, rounded as shown."""
+    published = {row["size"]: row for row in csv.DictReader((ROOT / "docs" / "bench.csv").open())}
+    columns = ("resources", "program_wall_s", "program_gc_s", "baseline_wall_s", "ratio_wall", "plan_wall_s",
+               "plan_peak_rss_mb", "analysis_wall_s", "analysis_peak_rss_mb")
+    text = section("Scale")
+    lines = text[text.index("| size | resources |"):].splitlines()[2:]
+    rows = [line.split("|")[1:-1] for line in lines[:next(i for i, line in enumerate(lines) if not line.startswith("|"))]]
+    assert [row[0].strip() for row in rows] == list(published)
+    for row in rows:
+        shown = [float(cell.strip().replace(",", "")) for cell in row[1:]]
+        measured = [float(published[row[0].strip()][column]) for column in columns]
+        for value, exact in zip(shown, measured, strict=True):
+            assert value == pytest.approx(exact, rel=0.005, abs=0.005), (row[0], value, exact)
+
+
+def test_the_resource_count_shown_is_the_formulas():
+    text = " ".join(section("Scale").split())
+    assert "9 + 4·D + 3·N + G registrations and 7 + N reads" in text
+    for databases, namespaces, grants in ((10, 10, 100), (1000, 1000, 10000), (7, 3, 12)):
+        shape = Topology(databases, namespaces, grants).shape()
+        assert registrations(shape) == 9 + 4 * databases + 3 * namespaces + grants
+        assert reads(shape) == 7 + namespaces
+    assert f"{resources(Topology(1000, 1000, 10000).shape()):,} in all at the largest size" in text

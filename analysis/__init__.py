@@ -18,12 +18,13 @@ Layers, bottom up:
   backends         in-cluster pods behind a ServiceEntry, on evidence the manifests carry
   shadow           ServiceEntries that claim a served ServiceEntry's host or address without its waypoint
   bypass           routes around the waypoint: raw IPs, backends, shadows, workloads that opt out
-  authz            the waypoint's verdict for one `Request`, and the rules of one ServiceEntry port
+  authz            the waypoint's rules for one ServiceEntry port and its verdict on a connection
   sidecar          sidecar mode: what a namespace's sidecars see (exportTo, Sidecar resources), what
                    they do with the rest (outbound traffic policy), and the pods that leave them
   egress_gateway   where sidecars route a host (VirtualService, DestinationRule subset) and what the
                    egress gateway does with it (its server, its route out, its policies)
   sidecar_access   a sidecar client's verdict for one ServiceEntry port, with the routes around the gateway
+  request          one `Request` and its verdict, from whichever dataplane the client runs
   matrix           the verdict for every client (namespace or service account) and ServiceEntry port,
                    with the routes around the waypoint, and for any other external destination;
                    optionally for one `HttpRequest`
@@ -35,7 +36,6 @@ Layers, bottom up:
 Pure: no Pulumi, no cluster access, no project configuration.
 """
 
-from .authz import Request, evaluate
 from .catalogue import Code, Finding, Severity
 from .egress import external_egress
 from .findings import analyze
@@ -43,6 +43,7 @@ from .istio import IstioVersion, IstioVersionError, OutboundTrafficPolicy
 from .manifests import MeshIndex, ObjectRef, load_manifests
 from .matrix import AccessMatrix, Destination, HttpRequest, access_matrix, default_clients
 from .render import align_columns, render_findings, render_mermaid, render_table
+from .request import Request, evaluate
 from .verdict import Decision, Verdict
 
 __all__ = [

@@ -15,7 +15,7 @@ from tools.plan.__main__ import main as plan_main
 from tools.plan.build import PlanLayout, placeholder_load_balancers, write_manifests
 from tools.plan.report import analyse, differences, sample_requests
 
-from .support import dev_values, run
+from .support import SEED_000_TABLE, dev_values, run
 
 
 def run_plan(tmp_path, capsys, *args: str) -> tuple[int, str]:
@@ -36,10 +36,7 @@ def write_stack(tmp_path, config: dict) -> str:
 def test_dev_plan_prints_the_reference_four_checks_and_passes(tmp_path, capsys):
     code, out = run_plan(tmp_path, capsys)
     assert code == 0
-    assert json.loads((tmp_path / "plan" / "plan.json").read_text())["verdicts"] == {
-        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
-        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
-    }
+    assert json.loads((tmp_path / "plan" / "plan.json").read_text())["verdicts"] == SEED_000_TABLE
     assert "No findings." in out
     assert "2 clients × 2 destinations = 4 cells: 2 ALLOW, 2 DENY" in out
 

@@ -5,14 +5,12 @@ import json
 import pytest
 
 from analysis import Decision, HttpRequest, MeshIndex, access_matrix, default_clients
+from tests.support import SEED_000_TABLE
 
 
 def test_seed_matrix_has_the_four_expected_verdicts(k8s):
     matrix = access_matrix(k8s.seed())
-    assert matrix.to_dict()["cells"] == {
-        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
-        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
-    }
+    assert matrix.to_dict()["cells"] == SEED_000_TABLE
 
 
 def test_default_clients_are_policy_sources_and_ambient_namespaces_minus_egress_machinery(k8s):

@@ -14,6 +14,7 @@ import yaml
 
 from analysis import Decision, HttpRequest, ObjectRef, Request, access_matrix, evaluate
 from analysis.__main__ import main
+from tests.support import SEED_000_TABLE
 
 TARGET = "istio-egress/postgres-1"
 LOCKDOWN_EGRESS = [{"to": [{"namespaceSelector": {}}]}]
@@ -33,10 +34,7 @@ def replaced(manifests, kind: str, name: str, change) -> list[dict]:
 
 def test_the_seed_topology_reads_as_its_grants(k8s):
     cells = access_matrix(k8s.sidecar_seed()).to_dict()["cells"]
-    assert cells == {
-        "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
-        "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
-    }
+    assert cells == SEED_000_TABLE
 
 
 def test_an_allowed_cell_says_where_the_gateway_allowed_it(k8s):

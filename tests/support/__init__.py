@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 P = f"{PROJECT}:"
 # Documentation addresses (TEST-NET-3), as a cloud would report for the dev stack's two stand-ins.
 DEV_LOAD_BALANCERS = {"postgres-1": {"ip": "203.0.113.10"}, "postgres-2": {"ip": "203.0.113.11"}}
+# Seed 000's verified table: each namespace reaches its own database and not the other.
+SEED_000_TABLE = {
+    "rds-demo-1": {"istio-egress/postgres-1": "ALLOW", "istio-egress/postgres-2": "DENY"},
+    "rds-demo-2": {"istio-egress/postgres-1": "DENY", "istio-egress/postgres-2": "ALLOW"},
+}
 
 
 @functools.cache

@@ -133,7 +133,8 @@ def plan_main(argv: Sequence[str]) -> int:
     plan = report(analysed, stack=args.stack, manifests=layout.manifests.name, objects=len(manifests),
                   label_patches=len(patches), placeholders=placeholders)
     text = render_text(plan, analysed, full_matrix=args.matrix, explain=_explained(args.explain))
-    layout.report.write_text(as_json(plan))
+    plan_json = as_json(plan)
+    layout.report.write_text(plan_json)
     layout.text.write_text(text + "\n")
     try:
         mermaid = render_mermaid(plan, all_edges=args.all_edges)
@@ -145,7 +146,7 @@ def plan_main(argv: Sequence[str]) -> int:
             return EXIT_BAD_INPUT
 
     if args.format == "json":
-        sys.stdout.write(as_json(plan))
+        sys.stdout.write(plan_json)
         return int(plan["exitCode"])
     shown = os.path.relpath(layout.manifests) if layout.manifests.is_relative_to(Path.cwd()) else layout.manifests
     header = f"{stack_path.name}: {len(manifests)} objects and {len(patches)} label patches in {len(files)} files under {shown}"

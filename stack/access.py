@@ -22,6 +22,11 @@ def clients(grant: Grant) -> tuple[str, ...]:
     return (grant.namespace, *(client_name(grant.namespace, account) for account in grant.identities()))
 
 
+def declared_clients(config: StackConfig) -> list[str]:
+    """Every row the grants speak for, in name order."""
+    return sorted({client for grant in config.grants for client in clients(grant)})
+
+
 def test_client(grant: Grant) -> str:
     """The row of the grant's test client, which runs as its first service account."""
     rows = clients(grant)
@@ -94,7 +99,7 @@ def request_verdict(config: StackConfig, client: str, target: str, method: str, 
 def sample_requests(config: StackConfig) -> list[dict[str, str]]:
     """Every declared client against every sample request of every HTTP service, with the verdict the
     grants intend for it: what `make verify` sends, and what `make plan` checks the manifests against."""
-    rows = sorted({client for grant in config.grants for client in clients(grant)})
+    rows = declared_clients(config)
     return [
         {"client": client, "target": service.name, "method": sample.method, "path": sample.path,
          "declared": request_verdict(config, client, service.name, sample.method, sample.path)}

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from analysis import Decision, MeshIndex, access_matrix, analyze
+from analysis.matrix import client_identity
 from stack import parse_config
 from stack.access import access_matrix as declared_matrix
 from tools.plan.__main__ import main as plan_main
@@ -135,7 +136,7 @@ def test_mid_migration_a_pod_that_keeps_its_sidecar_fails_closed_under_the_lockd
     assert {client for client, _, _ in locked.entries()} >= clients
     for client, destination, verdict in locked.entries():
         assert verdict.decision is Decision.DENY, (client, destination.label, verdict.reason)
-        namespace = client.split("/")[0]
+        namespace, _ = client_identity(client)
         assert f"goes straight out to it, which the egress NetworkPolicies of namespace {namespace} stop" in verdict.reason
     assert {locked.other_destinations[client].decision for client in clients} == {Decision.DENY}
     unlocked = matrix(lockdown=False)

@@ -118,10 +118,10 @@ def analysis_worker(manifests: Path, stack_file: Path, source: Path) -> dict[str
     from analysis import Decision, MeshIndex, access_matrix, analyze, default_clients, load_manifests
     from analysis.matrix import client_identity
     from stack import read_stack_file
-    from stack.access import clients
+    from stack.access import declared_clients
 
     config = read_stack_file(stack_file).stack_config()
-    declared = {client for grant in config.grants for client in clients(grant)}
+    declared = declared_clients(config)
     version = config.istio.version
     phases: dict[str, float] = {}
 
@@ -135,7 +135,7 @@ def analysis_worker(manifests: Path, stack_file: Path, source: Path) -> dict[str
         objects = phase("load", lambda: load_manifests(manifests))
         index = phase("index", lambda: MeshIndex(objects))
         # As tools/plan/report.py's `analyse` runs them: every client the manifests or the config name.
-        rows = sorted(set(default_clients(index)) | declared)
+        rows = sorted(set(default_clients(index)) | set(declared))
         matrix = phase("matrix", lambda: access_matrix(index, rows, istio_version=version))
         findings = phase("findings", lambda: analyze(index, istio_version=version))
         return matrix, findings

@@ -34,9 +34,8 @@ from analysis.render import node_ids
 from components.values import Dataplane
 from stack import StackConfig
 from stack.access import access_matrix as declared_matrix
-from stack.access import clients as grant_clients
+from stack.access import declared_clients, test_client
 from stack.access import sample_requests as declared_sample_requests
-from stack.access import test_client
 from stack.outputs import target_kind, target_record
 
 FORMAT = "ambient-egress.plan/1"
@@ -62,8 +61,7 @@ class Analysed:
 
 def analyse(index: MeshIndex, config: StackConfig) -> Analysed:
     """The matrix over every client the manifests or the config name, for the stack's Istio version."""
-    declared_rows = {client for grant in config.grants for client in grant_clients(grant)}
-    rows = sorted(set(default_clients(index)) | declared_rows)
+    rows = sorted(set(default_clients(index)) | set(declared_clients(config)))
     version = config.istio.version
     return Analysed(config, index, access_matrix(index, rows, istio_version=version), analyze(index, istio_version=version))
 
